@@ -1,0 +1,318 @@
+//! The `kontor` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::auth::roles::PermissionRegistry;
+use crate::auth::users::{self, NewUser};
+use crate::auth::Role;
+use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::config::{Config, LogFormat, Mode};
+use crate::db::Db;
+use crate::web::AppState;
+
+/// Kontor: the modular CRM for service and hosting businesses.
+#[derive(Debug, Parser)]
+#[command(name = "kontor", version, about)]
+pub struct Cli {
+    /// Configuration file (default: `kontor.toml` in the working directory, if present).
+    #[arg(long, global = true, env = "KONTOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (API, UI, job worker).
+    Serve,
+    /// Run the server with a demo tenant and sample data; prints the admin login.
+    Demo,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage administrators.
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Manage tenants (SaaS mode).
+    Tenant {
+        /// What to do.
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+/// `kontor admin ...`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an administrator. On a self-hosted install without a tenant,
+    /// this creates the tenant too, with this user as its owner.
+    Create {
+        /// Login e-mail.
+        #[arg(long)]
+        email: String,
+        /// Password (at least 10 characters).
+        #[arg(long, env = "KONTOR_ADMIN_PASSWORD")]
+        password: String,
+        /// Display name.
+        #[arg(long, default_value = "Administrator")]
+        name: String,
+        /// Tenant id or slug (needed in SaaS mode).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+/// `kontor tenant ...`
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant with its owner.
+    Create {
+        /// Tenant name.
+        #[arg(long)]
+        name: String,
+        /// Owner's e-mail.
+        #[arg(long)]
+        admin_email: String,
+        /// Owner's password.
+        #[arg(long, env = "KONTOR_ADMIN_PASSWORD")]
+        admin_password: String,
+        /// Owner's name.
+        #[arg(long, default_value = "Owner")]
+        admin_name: String,
+    },
+    /// List tenants.
+    List,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kontor: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kontor: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kontor: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KONTOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn open_db(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    let clock: SharedClock = Arc::new(SystemClock);
+    match command {
+        Command::Serve => {
+            let db = open_db(&config).await?;
+            serve(db, config, clock).await
+        }
+        Command::Demo => {
+            let db = open_db(&config).await?;
+            let login = crate::demo::seed(&db, &config, clock.as_ref()).await?;
+            println!();
+            println!("  Kontor demo is running: http://{}/", config.listen);
+            println!("  Log in as {}  password: {}", login.email, login.password);
+            println!();
+            serve(db, config, clock).await
+        }
+        Command::Migrate => {
+            open_db(&config).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Admin {
+            command:
+                AdminCommand::Create {
+                    email,
+                    password,
+                    name,
+                    tenant,
+                },
+        } => {
+            let db = open_db(&config).await?;
+            let user = create_admin(
+                &db,
+                &config,
+                clock.as_ref(),
+                &email,
+                &password,
+                &name,
+                tenant.as_deref(),
+            )
+            .await?;
+            println!(
+                "created {} ({}) with role {}",
+                user.email, user.id, user.role
+            );
+            Ok(())
+        }
+        Command::Tenant {
+            command:
+                TenantCommand::Create {
+                    name,
+                    admin_email,
+                    admin_password,
+                    admin_name,
+                },
+        } => {
+            if config.mode != Mode::Saas {
+                anyhow::bail!("tenants are created in SaaS mode (KONTOR_MODE=saas); a self-hosted install has one tenant, made by `kontor admin create`");
+            }
+            let db = open_db(&config).await?;
+            let owner = NewUser {
+                email: admin_email,
+                name: admin_name,
+                role: Role::Owner,
+                password: admin_password,
+                locale: None,
+                customer_id: None,
+            };
+            let (tenant, user) = crate::tenants::create(
+                &db,
+                &PermissionRegistry::default(),
+                config.mode,
+                &name,
+                owner,
+                clock.now_ms(),
+            )
+            .await?;
+            println!(
+                "created tenant {} ({}) with owner {}",
+                tenant.name, tenant.slug, user.email
+            );
+            Ok(())
+        }
+        Command::Tenant {
+            command: TenantCommand::List,
+        } => {
+            let db = open_db(&config).await?;
+            for t in crate::tenants::list(&db).await? {
+                println!("{}\t{}\t{}", t.id, t.slug, t.name);
+            }
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", crate::web::openapi::document_json());
+            Ok(())
+        }
+    }
+}
+
+/// Create an admin (or, on an empty self-hosted install, the tenant and its owner).
+pub async fn create_admin(
+    db: &Db,
+    config: &Config,
+    clock: &dyn Clock,
+    email: &str,
+    password: &str,
+    name: &str,
+    tenant: Option<&str>,
+) -> anyhow::Result<users::User> {
+    let now = clock.now_ms();
+    let registry = PermissionRegistry::default();
+    let tenants = crate::tenants::list(db).await?;
+    let target = match tenant {
+        Some(t) => Some(
+            crate::tenants::find(db, t)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no tenant with id or slug `{t}`"))?,
+        ),
+        None if config.mode == Mode::SelfHosted => tenants.into_iter().next(),
+        None => anyhow::bail!("in SaaS mode, name the tenant with --tenant"),
+    };
+    let new = NewUser {
+        email: email.to_string(),
+        name: name.to_string(),
+        role: Role::Admin,
+        password: password.to_string(),
+        locale: None,
+        customer_id: None,
+    };
+    match target {
+        Some(t) => {
+            let tenant_id = crate::ids::TenantId::from_trusted(t.id);
+            let mut tx = db.begin().await?;
+            let user = users::create(&mut tx, &tenant_id, &new, now).await?;
+            tx.commit().await?;
+            Ok(user)
+        }
+        None => {
+            let (_, user) =
+                crate::tenants::create(db, &registry, config.mode, "Kontor", new, now).await?;
+            Ok(user)
+        }
+    }
+}
+
+async fn serve(db: Db, config: Config, clock: SharedClock) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (KONTOR_LISTEN): {e}", config.listen))?;
+    let run_worker = config.run_worker;
+    let state = AppState::new(db.clone(), config, clock.clone())?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = run_worker.then(|| {
+        let handlers = crate::jobs::worker::Handlers::core(db.clone(), clock.clone());
+        let mut rx = stop_rx.clone();
+        tokio::spawn(crate::jobs::worker::run(
+            db.clone(),
+            clock.clone(),
+            handlers,
+            async move {
+                let _ = rx.changed().await;
+            },
+        ))
+    });
+    tracing::info!(addr = %listener.local_addr()?, version = crate::VERSION, "kontor listening");
+    crate::web::serve(listener, state, async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    })
+    .await?;
+    let _ = stop_tx.send(true);
+    if let Some(w) = worker {
+        let _ = w.await;
+    }
+    db.close().await;
+    Ok(())
+}

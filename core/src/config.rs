@@ -1,0 +1,283 @@
+//! Configuration: `kontor.toml`, then `KONTOR_*` environment variables on top.
+//!
+//! Every value is validated when the host starts; a bad one stops the start
+//! with a message that names the key, so a typo never turns into a surprise
+//! at run time.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Single-tenant self-hosted install, or many tenants on one install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// One tenant; modules unlocked by an offline license.
+    SelfHosted,
+    /// Many tenants; modules unlocked by subscription.
+    Saas,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Validated configuration of a Kontor host.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `sqlite://...` or `postgres://...`.
+    pub database_url: String,
+    /// Where the SQLite file, module packages and keys live.
+    pub data_dir: PathBuf,
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Self-hosted or SaaS.
+    pub mode: Mode,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// The public URL (used for links and to decide on `Secure` cookies).
+    pub public_url: Option<url::Url>,
+    /// How long a login session lives without use, in hours.
+    pub session_idle_hours: i64,
+    /// Run the job worker inside `serve`.
+    pub run_worker: bool,
+}
+
+/// A configuration value that is not acceptable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or parsed.
+    #[error("cannot read config file {path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A key has a bad value.
+    #[error("invalid configuration: `{key}` = {value:?}: {message}")]
+    Invalid {
+        /// The key, as the file and the environment name it.
+        key: String,
+        /// The offending value.
+        value: String,
+        /// What is expected.
+        message: String,
+    },
+}
+
+/// The file form: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database_url: Option<String>,
+    data_dir: Option<String>,
+    listen: Option<String>,
+    mode: Option<String>,
+    log_format: Option<String>,
+    public_url: Option<String>,
+    session_idle_hours: Option<i64>,
+    run_worker: Option<bool>,
+}
+
+impl Config {
+    /// Load from an optional file and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("KONTOR_"))
+            .collect();
+        Self::from_sources(file, &env)
+    }
+
+    /// Load from an optional file and the given `KONTOR_*` variables.
+    pub fn from_sources(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let file_path = file
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("KONTOR_CONFIG").map(PathBuf::from))
+            .or_else(|| {
+                let default = PathBuf::from("kontor.toml");
+                default.exists().then_some(default)
+            });
+        let fc = match &file_path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::File {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+
+        let pick = |key: &str, file_value: Option<String>| -> Option<(String, String)> {
+            let env_key = format!("KONTOR_{}", key.to_uppercase());
+            match env.get(&env_key) {
+                Some(v) => Some((env_key, v.clone())),
+                None => file_value.map(|v| (key.to_string(), v)),
+            }
+        };
+        let invalid = |(key, value): (String, String), message: &str| ConfigError::Invalid {
+            key,
+            value,
+            message: message.to_string(),
+        };
+
+        let data_dir = PathBuf::from(
+            pick("data_dir", fc.data_dir)
+                .map(|(_, v)| v)
+                .unwrap_or_else(|| "kontor-data".to_string()),
+        );
+
+        let database_url = match pick("database_url", fc.database_url) {
+            Some((key, v)) => {
+                if !(v.starts_with("sqlite:")
+                    || v.starts_with("postgres://")
+                    || v.starts_with("postgresql://"))
+                {
+                    return Err(invalid((key, v), "expected a sqlite:// or postgres:// URL"));
+                }
+                v
+            }
+            None => format!("sqlite://{}", data_dir.join("kontor.db").display()),
+        };
+
+        let listen = match pick("listen", fc.listen) {
+            Some(kv) => {
+                kv.1.parse::<SocketAddr>()
+                    .map_err(|_| invalid(kv.clone(), "expected host:port, e.g. 127.0.0.1:8080"))?
+            }
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+
+        let mode = match pick("mode", fc.mode) {
+            Some(kv) => match kv.1.as_str() {
+                "self-hosted" => Mode::SelfHosted,
+                "saas" => Mode::Saas,
+                _ => return Err(invalid(kv, "expected `self-hosted` or `saas`")),
+            },
+            None => Mode::SelfHosted,
+        };
+
+        let log_format = match pick("log_format", fc.log_format) {
+            Some(kv) => match kv.1.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => return Err(invalid(kv, "expected `text` or `json`")),
+            },
+            None => LogFormat::Text,
+        };
+
+        let public_url = match pick("public_url", fc.public_url) {
+            Some(kv) => Some(
+                url::Url::parse(&kv.1)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or_else(|| invalid(kv, "expected an http:// or https:// URL"))?,
+            ),
+            None => None,
+        };
+
+        let session_idle_hours = match pick(
+            "session_idle_hours",
+            fc.session_idle_hours.map(|v| v.to_string()),
+        ) {
+            Some(kv) => {
+                kv.1.parse::<i64>()
+                    .ok()
+                    .filter(|h| (1..=24 * 90).contains(h))
+                    .ok_or_else(|| invalid(kv, "expected whole hours between 1 and 2160"))?
+            }
+            None => 24 * 7,
+        };
+
+        let run_worker = match pick("run_worker", fc.run_worker.map(|v| v.to_string())) {
+            Some(kv) => match kv.1.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => return Err(invalid(kv, "expected true or false")),
+            },
+            None => true,
+        };
+
+        Ok(Config {
+            database_url,
+            data_dir,
+            listen,
+            mode,
+            log_format,
+            public_url,
+            session_idle_hours,
+            run_worker,
+        })
+    }
+
+    /// Cookies get `Secure` when the public URL is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_sqlite_in_data_dir_on_localhost_8080() {
+        let c = Config::from_sources(None, &env(&[("KONTOR_DATA_DIR", "/srv/k")])).unwrap();
+        assert_eq!(c.database_url, "sqlite:///srv/k/kontor.db");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.mode, Mode::SelfHosted);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (key, value) in [
+            ("KONTOR_LISTEN", "nowhere"),
+            ("KONTOR_MODE", "cloud"),
+            ("KONTOR_DATABASE_URL", "mysql://x"),
+            ("KONTOR_LOG_FORMAT", "xml"),
+        ] {
+            let err = Config::from_sources(None, &env(&[(key, value)])).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn file_values_apply_and_environment_wins() {
+        let dir = std::env::temp_dir().join(format!("kontor-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("kontor.toml");
+        std::fs::write(&path, "mode = \"saas\"\nlisten = \"0.0.0.0:9000\"\n").unwrap();
+        let c = Config::from_sources(Some(&path), &env(&[("KONTOR_LISTEN", "127.0.0.1:7000")]))
+            .unwrap();
+        assert_eq!(c.mode, Mode::Saas);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7000");
+
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let err = Config::from_sources(Some(&path), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -1,0 +1,37 @@
+//! Kontor core host.
+//!
+//! A guided tour, one line per part:
+
+/// Audit trail of security-relevant actions.
+pub mod audit;
+/// Tenants, users and the role → permission map; login, sessions and API tokens.
+pub mod auth;
+/// Command-line interface of the `kontor` binary (serve, demo, migrate, admin, tenant).
+pub mod cli;
+/// The injected source of time, so licensing, SLA and session tests control it.
+pub mod clock;
+/// Configuration from `kontor.toml` and `KONTOR_*` environment variables.
+pub mod config;
+/// Customers, contacts, notes, the activity timeline, search, CSV and GDPR.
+pub mod crm;
+/// Database pool for SQLite and PostgreSQL, migrations and dialect helpers.
+pub mod db;
+/// Sample data for `kontor demo`.
+pub mod demo;
+/// The one error type of the core, with stable machine-readable codes.
+pub mod error;
+/// Typed identifiers; `TenantId` is what scopes every tenant query.
+pub mod ids;
+/// The durable job queue and its worker loop.
+pub mod jobs;
+/// Per-tenant and global settings.
+pub mod settings;
+/// Tenants: creation and lookup.
+pub mod tenants;
+/// The HTTP server: REST API, OpenAPI document, UI, health and metrics.
+pub mod web;
+
+pub use error::{Error, Result};
+
+/// The version of this build, reported by `/health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,5 @@
+//! The `kontor` binary: everything lives in the library; see `kontor::cli`.
+
+fn main() -> std::process::ExitCode {
+    kontor::cli::main()
+}

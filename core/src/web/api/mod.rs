@@ -1,0 +1,31 @@
+//! The REST API under `/api/v1`, one router per area.
+
+pub mod audit;
+pub mod auth;
+pub mod customers;
+pub mod modules;
+pub mod roles;
+pub mod settings;
+pub mod users;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use super::AppState;
+use crate::error::{Code, Error};
+
+/// Every API area, merged.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(roles::router())
+        .merge(customers::router())
+        .merge(settings::router())
+        .merge(modules::router())
+        .merge(audit::router())
+}
+
+/// Unknown paths get the JSON error body too.
+pub async fn fallback(uri: axum::http::Uri) -> Error {
+    Error::new(Code::NotFound, format!("no route for {}", uri.path()))
+}
