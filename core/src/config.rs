@@ -48,6 +48,9 @@ pub struct Config {
     pub session_idle_hours: i64,
     /// Run the job worker inside `serve`.
     pub run_worker: bool,
+    /// Behind a reverse proxy: take the client address from the last entry
+    /// of `X-Forwarded-For` (login limits are per client address).
+    pub trust_proxy: bool,
 }
 
 /// A configuration value that is not acceptable.
@@ -85,6 +88,7 @@ struct FileConfig {
     public_url: Option<String>,
     session_idle_hours: Option<i64>,
     run_worker: Option<bool>,
+    trust_proxy: Option<bool>,
 }
 
 impl Config {
@@ -203,14 +207,22 @@ impl Config {
             None => 24 * 7,
         };
 
-        let run_worker = match pick("run_worker", fc.run_worker.map(|v| v.to_string())) {
+        let boolean = |kv: Option<(String, String)>, default: bool| match kv {
             Some(kv) => match kv.1.as_str() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => return Err(invalid(kv, "expected true or false")),
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err(invalid(kv, "expected true or false")),
             },
-            None => true,
+            None => Ok(default),
         };
+        let run_worker = boolean(
+            pick("run_worker", fc.run_worker.map(|v| v.to_string())),
+            true,
+        )?;
+        let trust_proxy = boolean(
+            pick("trust_proxy", fc.trust_proxy.map(|v| v.to_string())),
+            false,
+        )?;
 
         Ok(Config {
             database_url,
@@ -221,6 +233,7 @@ impl Config {
             public_url,
             session_idle_hours,
             run_worker,
+            trust_proxy,
         })
     }
 

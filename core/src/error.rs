@@ -169,11 +169,18 @@ impl Error {
 
     /// Map a unique-constraint violation to a conflict with `code`,
     /// leaving every other error as it is. Constraint names are the
-    /// contract: both migrations name them the same.
+    /// contract: both migrations name them the same, and
+    /// [`UNIQUE_CONSTRAINTS`] says how SQLite (which reports columns, not
+    /// names) spells each.
     pub fn on_unique(self, constraint: &str, code: Code, message: &str) -> Self {
         if let Error::Database(sqlx::Error::Database(db)) = &self {
+            let sqlite_columns = UNIQUE_CONSTRAINTS
+                .iter()
+                .find(|(name, _)| *name == constraint)
+                .map(|(_, columns)| *columns);
             let hit = db.is_unique_violation()
-                && (db.constraint() == Some(constraint) || db.message().contains(constraint));
+                && (db.constraint() == Some(constraint)
+                    || sqlite_columns.is_some_and(|c| db.message().ends_with(c)));
             if hit {
                 return Error::new(code, message);
             }
@@ -181,6 +188,19 @@ impl Error {
         self
     }
 }
+
+/// Named unique constraints and the column list SQLite reports for each.
+pub const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
+    (
+        "users_tenant_email_key",
+        "users.tenant_id, users.email_norm",
+    ),
+    (
+        "customers_tenant_email_key",
+        "customers.tenant_id, customers.email_norm",
+    ),
+    ("tenants_slug_key", "tenants.slug"),
+];
 
 /// The JSON error body: `{"error": {"code", "message", "details"}}`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -2,6 +2,8 @@
 //!
 //! A guided tour, one line per part:
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 /// Audit trail of security-relevant actions.
 pub mod audit;
 /// Tenants, users and the role → permission map; login, sessions and API tokens.

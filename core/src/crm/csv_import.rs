@@ -186,6 +186,9 @@ where
     if !batch.is_empty() {
         write_batch(db, who, batch, &mut report, now).await?;
     }
+    // Duplicates against the database are found per batch, after the
+    // per-row checks of later rows: report in file order.
+    report.rejections.sort_by_key(|r| r.line);
     crate::audit::record(
         db,
         &crate::audit::AuditEvent::new("customers.imported")

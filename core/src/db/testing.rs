@@ -32,6 +32,10 @@ fn in_ci() -> bool {
 impl TestDb {
     /// A fresh, migrated database on `backend`; `None` when PostgreSQL is not
     /// reachable outside CI (the notice is printed).
+    #[allow(
+        clippy::expect_used,
+        reason = "test support: a database that cannot be set up must fail the test loudly"
+    )]
     pub async fn new(backend: Backend) -> Option<Self> {
         let (url, dir, schema) = match backend {
             Backend::Sqlite => {

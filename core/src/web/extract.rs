@@ -198,14 +198,32 @@ where
     }
 }
 
-/// The client's IP address (the TCP peer).
+/// The client's IP address: the TCP peer, or — with `trust_proxy` — the
+/// address the reverse proxy appended to `X-Forwarded-For`.
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub Option<String>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if state.config().trust_proxy {
+            let forwarded = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .rfind(|s| !s.is_empty())
+                .map(str::to_string);
+            if forwarded.is_some() {
+                return Ok(ClientIp(forwarded));
+            }
+        }
         Ok(ClientIp(
             parts
                 .extensions

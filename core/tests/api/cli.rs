@@ -1,0 +1,209 @@
+//! The real `kontor` binary: config errors, migrate, admin create, and the
+//! README's first command (`kontor demo`) serving demo data.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kontor");
+
+fn temp_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kontor-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn bad_config_value_stops_the_start_naming_the_key() {
+    let out = Command::new(BIN)
+        .args(["migrate"])
+        .env("KONTOR_DATA_DIR", temp_dir())
+        .env("KONTOR_LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("KONTOR_LISTEN"), "{err}");
+}
+
+#[test]
+fn migrate_and_admin_create_make_a_self_hosted_install() {
+    let dir = temp_dir();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("KONTOR_DATA_DIR", &dir)
+            .env_remove("KONTOR_DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("kontor.db").exists());
+    let out = run(&[
+        "admin",
+        "create",
+        "--email",
+        "me@example.com",
+        "--password",
+        "long enough password",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("me@example.com"));
+    let out = run(&[
+        "admin",
+        "create",
+        "--email",
+        "me@example.com",
+        "--password",
+        "long enough password",
+    ]);
+    assert!(!out.status.success(), "the same e-mail twice is refused");
+    let out = run(&[
+        "tenant",
+        "create",
+        "--name",
+        "X",
+        "--admin-email",
+        "x@example.com",
+        "--admin-password",
+        "long enough password",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KONTOR_MODE=saas"));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serves_ui_and_api_with_sample_data() {
+    let dir = temp_dir();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .arg("demo")
+        .env("KONTOR_DATA_DIR", &dir)
+        .env("KONTOR_LISTEN", format!("127.0.0.1:{port}"))
+        .env_remove("KONTOR_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (email, password) = tokio::task::spawn_blocking(move || {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.trim().strip_prefix("Log in as ") {
+                let parts: Vec<&str> = rest.split_whitespace().collect();
+                return (parts[0].to_string(), parts[2].to_string());
+            }
+        }
+        panic!("demo printed no login");
+    })
+    .await
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if http
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "demo never answered /health");
+    let login: Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"]
+        .as_str()
+        .expect("demo login works")
+        .to_string();
+    let mut count = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{base}/api/v1/customers?limit=200&cursor={c}"),
+            None => format!("{base}/api/v1/customers?limit=200"),
+        };
+        let page: Value = http
+            .get(url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        count += page["items"].as_array().unwrap().len();
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(count, 50);
+    let page: Value = http
+        .get(format!("{base}/api/v1/customers?limit=1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = page["items"][0]["id"].as_str().unwrap();
+    let contacts: Value = http
+        .get(format!("{base}/api/v1/customers/{id}/contacts"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!contacts.as_array().unwrap().is_empty());
+    let timeline: Value = http
+        .get(format!("{base}/api/v1/customers/{id}/timeline"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(timeline.as_array().unwrap().len() >= 3);
+    let login_page = http.get(format!("{base}/login")).send().await.unwrap();
+    assert_eq!(login_page.status(), 200);
+    assert!(login_page.text().await.unwrap().contains("<form"));
+    child.kill().ok();
+    child.wait().ok();
+    std::fs::remove_dir_all(dir).ok();
+}

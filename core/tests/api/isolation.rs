@@ -1,0 +1,208 @@
+//! Tenant isolation: every tenant-scoped API route, called with a token of
+//! tenant B and the ids of tenant A, answers 404 — not 403, not data — and
+//! changes nothing. The routes come from the OpenAPI document, so a new
+//! route with an id in its path fails this test until it is covered here.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::both;
+use crate::common::assert_error;
+
+/// Path parameters that are tenant-neutral names, not ids: a caller of
+/// tenant B naming them acts on B's own data (checked separately below).
+const NAMED_NOT_ID: &[&str] = &["{role}", "{key}"];
+
+both!(every_tenant_scoped_route_hides_other_tenants_data, |app| {
+    // Tenant A with one of everything.
+    let a = &app.owner;
+    let customer = app
+        .customer(
+            a,
+            json!({"company": "Tenant A Secret AG", "email": "secret@a.example", "city": "Aarau"}),
+        )
+        .await;
+    let (_, contact) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/customers/{customer}/contacts"),
+            Some(a),
+            Some(json!({"name": "A Contact"})),
+        )
+        .await;
+    let (_, note) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/customers/{customer}/notes"),
+            Some(a),
+            Some(json!({"body": "A's note"})),
+        )
+        .await;
+    let (_, token) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/tokens",
+            Some(a),
+            Some(json!({"name": "a-token"})),
+        )
+        .await;
+    let (_, sessions) = app
+        .call(Method::GET, "/api/v1/auth/sessions", Some(a), None)
+        .await;
+    let ids = [
+        ("customers/{id}", customer.clone()),
+        ("{contact_id}", contact["id"].as_str().unwrap().to_string()),
+        ("{note_id}", note["id"].as_str().unwrap().to_string()),
+        ("users/{id}", a.user_id.clone()),
+        ("tokens/{id}", token["id"].as_str().unwrap().to_string()),
+        (
+            "sessions/{id}",
+            sessions[0]["id"].as_str().unwrap().to_string(),
+        ),
+    ];
+
+    let b = app.new_tenant("Tenant B").await;
+    let doc: Value = app
+        .call(Method::GET, "/api/openapi.json", None, None)
+        .await
+        .1;
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.contains('{') || NAMED_NOT_ID.iter().any(|n| path.contains(n)) {
+            continue;
+        }
+        let mut concrete = path.clone();
+        for (pattern, id) in &ids {
+            if let Some(param) = pattern.rsplit('/').next() {
+                if path.contains(pattern) {
+                    concrete = concrete.replacen(param, id, 1);
+                }
+            }
+        }
+        assert!(
+            !concrete.contains('{'),
+            "no tenant-A id for a parameter of {path}: add it to this test"
+        );
+        for (method, _) in item.as_object().unwrap() {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = match (method.as_str(), path.as_str()) {
+                ("patch", p) if p.starts_with("/api/v1/customers") => {
+                    Some(json!({"city": "Hijacked"}))
+                }
+                ("patch", _) => Some(json!({"name": "Hijacked"})),
+                ("put", _) | ("post", _)
+                    if path.ends_with("/contacts") || path.ends_with("{contact_id}") =>
+                {
+                    Some(json!({"name": "Hijacked"}))
+                }
+                ("post", p) if p.ends_with("/notes") => Some(json!({"body": "Hijacked"})),
+                _ => None,
+            };
+            let (status, res) = app.call(m.clone(), &concrete, Some(&b), body).await;
+            assert_error(status, &res, 404, "not_found");
+            assert!(
+                !res.to_string().contains("Secret"),
+                "{method} {path} leaked: {res}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "only {checked} routes were checked");
+
+    // Lists of B do not contain A's data.
+    for path in [
+        "/api/v1/customers",
+        "/api/v1/customers?q=secret",
+        "/api/v1/users",
+        "/api/v1/audit-events",
+        "/api/v1/auth/tokens",
+        "/api/v1/auth/sessions",
+    ] {
+        let (status, res) = app.call(Method::GET, path, Some(&b), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let text = res.to_string();
+        assert!(
+            !text.contains("Secret") && !text.contains(&customer) && !text.contains(&a.user_id),
+            "{path}: {text}"
+        );
+    }
+    let res = app
+        .raw(Method::GET, "/api/v1/customers/export", Some(&b))
+        .send()
+        .await
+        .unwrap();
+    assert!(!res.text().await.unwrap().contains("Secret"));
+
+    // Named routes act on B's own map and settings, never on A's.
+    let (_, a_roles) = app.call(Method::GET, "/api/v1/roles", Some(a), None).await;
+    app.call(
+        Method::PUT,
+        "/api/v1/roles/staff",
+        Some(&b),
+        Some(json!({"permissions": []})),
+    )
+    .await;
+    app.call(
+        Method::PUT,
+        "/api/v1/settings/billing.currency",
+        Some(&b),
+        Some(json!({"value": "USD"})),
+    )
+    .await;
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/roles", Some(a), None)
+            .await
+            .1,
+        a_roles
+    );
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/settings", Some(a), None)
+            .await
+            .1["billing.currency"],
+        "CHF"
+    );
+
+    // And A's data is untouched.
+    let (_, c) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/customers/{customer}"),
+            Some(a),
+            None,
+        )
+        .await;
+    assert_eq!(c["city"], "Aarau");
+    let (_, contacts) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/customers/{customer}/contacts"),
+            Some(a),
+            None,
+        )
+        .await;
+    assert_eq!(contacts[0]["name"], "A Contact");
+    let (_, notes) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/customers/{customer}/notes"),
+            Some(a),
+            None,
+        )
+        .await;
+    assert_eq!(notes.as_array().unwrap().len(), 1);
+    let (status, me) = app
+        .call(Method::GET, "/api/v1/auth/me", Some(a), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "A's session survived");
+    assert_ne!(me["user"]["name"], "Hijacked");
+    let pat = crate::common::Session {
+        token: token["token"].as_str().unwrap().to_string(),
+        ..a.clone()
+    };
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/auth/me", Some(&pat), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+});

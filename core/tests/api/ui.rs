@@ -1,0 +1,1029 @@
+//! The server-rendered UI: login form, pages, htmx fragments, CSRF on
+//! every form, languages, static assets.
+
+use reqwest::{header, Method, StatusCode};
+use serde_json::json;
+
+use crate::both;
+use crate::common::{TestApp, PASSWORD};
+
+/// A browser: keeps cookies, follows no redirects.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Browser {
+        Browser::with_language(app, None)
+    }
+
+    fn with_language(app: &TestApp, accept_language: Option<&str>) -> Browser {
+        let mut headers = header::HeaderMap::new();
+        if let Some(lang) = accept_language {
+            headers.insert(header::ACCEPT_LANGUAGE, lang.parse().unwrap());
+        }
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        Browser {
+            http,
+            base: app.base.clone(),
+        }
+    }
+
+    /// Sign in through the login form; panics unless it works.
+    async fn login(app: &TestApp, email: &str) -> Browser {
+        let browser = Browser::new(app);
+        let res = browser.submit_login(email, PASSWORD).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            res.text().await.unwrap()
+        );
+        browser
+    }
+
+    async fn submit_login(&self, email: &str, password: &str) -> reqwest::Response {
+        let (status, page) = self.get("/login").await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let token = csrf_of(&page);
+        self.post(
+            "/login",
+            &[("_csrf", &token), ("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.text().await.unwrap())
+    }
+
+    async fn get_htmx(&self, path: &str) -> (StatusCode, String) {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("HX-Request", "true")
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.text().await.unwrap())
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The CSRF token the forms of `path` carry.
+    async fn csrf(&self, path: &str) -> String {
+        let (status, page) = self.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        csrf_of(&page)
+    }
+}
+
+/// The value of the first `_csrf` field of a page.
+fn csrf_of(html: &str) -> String {
+    let marker = "name=\"_csrf\" value=\"";
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no _csrf field in {html}"))
+        + marker.len();
+    let token = &html[start..start + html[start..].find('"').unwrap()];
+    assert!(!token.is_empty(), "empty _csrf field");
+    token.to_string()
+}
+
+/// The target of the "next page" link, unescaped.
+fn next_link(html: &str) -> String {
+    let anchor = html
+        .find("rel=\"next\"")
+        .unwrap_or_else(|| panic!("no next link in {html}"));
+    let start = html[..anchor].rfind("href=\"").unwrap() + "href=\"".len();
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end].replace("&amp;", "&")
+}
+
+/// Whether a page has an inline event handler attribute (`onclick="..."`).
+fn has_inline_handler(html: &str) -> bool {
+    html.match_indices(" on").any(|(i, _)| {
+        let rest = &html[i + 3..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect();
+        !name.is_empty() && rest[name.len()..].starts_with("=")
+    })
+}
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()
+        .get(header::LOCATION)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+async fn note_count(app: &TestApp, customer: &str) -> usize {
+    let (status, notes) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/customers/{customer}/notes"),
+            Some(&app.owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{notes}");
+    notes.as_array().unwrap().len()
+}
+
+both!(
+    login_page_is_german_by_default_and_english_on_request,
+    |app| {
+        let (status, de) = Browser::new(&app).get("/login").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(de.contains("<html lang=\"de\">"), "{de}");
+        assert!(de.contains("Anmelden") && de.contains("Passwort"), "{de}");
+
+        let (_, en) = Browser::with_language(&app, Some("en-GB,en;q=0.9,de;q=0.5"))
+            .get("/login")
+            .await;
+        assert!(en.contains("<html lang=\"en\">"), "{en}");
+        assert!(en.contains("Sign in") && en.contains("Password"), "{en}");
+        assert!(!en.contains("Passwort"));
+
+        // Neither language offered: German.
+        let (_, fr) = Browser::with_language(&app, Some("fr-CH, it;q=0.8"))
+            .get("/login")
+            .await;
+        assert!(fr.contains("<html lang=\"de\">"));
+    }
+);
+
+both!(
+    login_page_sets_a_strict_http_only_form_token_cookie,
+    |app| {
+        let res = app
+            .http
+            .get(format!("{}/login", app.base))
+            .send()
+            .await
+            .unwrap();
+        let cookie = res
+            .headers()
+            .get(header::SET_COOKIE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(cookie.starts_with("kontor_login_csrf="), "{cookie}");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        let token = cookie
+            .trim_start_matches("kontor_login_csrf=")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let page = res.text().await.unwrap();
+        assert_eq!(csrf_of(&page), token, "the form carries the cookie's value");
+    }
+);
+
+both!(wrong_password_rerenders_login_form_with_error, |app| {
+    let browser = Browser::new(&app);
+    let res = browser
+        .submit_login(&app.owner.email, "not the password")
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let cookies: Vec<String> = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !cookies.iter().any(|c| c.starts_with("kontor_session=")),
+        "{cookies:?}"
+    );
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains("E-Mail-Adresse oder Passwort ist falsch."),
+        "{page}"
+    );
+    assert!(
+        page.contains(&app.owner.email),
+        "the e-mail stays filled in"
+    );
+    assert!(
+        !page.contains("not the password"),
+        "the password is never echoed"
+    );
+    // Still signed out.
+    let (status, _) = browser.get("/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+});
+
+both!(too_many_form_logins_show_the_rate_limit, |app| {
+    let browser = Browser::new(&app);
+    let mut last = None;
+    for _ in 0..6 {
+        last = Some(
+            browser
+                .submit_login(&app.owner.email, "guess guess guess")
+                .await,
+        );
+    }
+    let res = last.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key(header::RETRY_AFTER));
+    let page = res.text().await.unwrap();
+    assert!(page.contains("Zu viele Anmeldeversuche"), "{page}");
+});
+
+both!(
+    form_login_sets_http_only_cookie_and_opens_dashboard,
+    |app| {
+        let browser = Browser::new(&app);
+        let res = browser.submit_login(&app.owner.email, PASSWORD).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&res), "/");
+        let cookies: Vec<String> = res
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        let session = cookies
+            .iter()
+            .find(|c| c.starts_with("kontor_session=kses_"))
+            .unwrap_or_else(|| panic!("{cookies:?}"));
+        assert!(session.contains("HttpOnly"), "{session}");
+        assert!(
+            cookies.iter().any(|c| c.starts_with("kontor_login_csrf=;")),
+            "the form token is cleared: {cookies:?}"
+        );
+
+        let (status, page) = browser.get("/").await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(page.contains("Guten Tag, Owner of Tenant A"), "{page}");
+        assert!(page.contains("aktive Kunden"), "{page}");
+        assert!(page.contains("href=\"/customers\""), "navigation: {page}");
+        // Signed in, the login page sends people on.
+        let (status, _) = browser.get("/login").await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+    }
+);
+
+both!(login_returns_to_the_page_asked_for, |app| {
+    let browser = Browser::new(&app);
+    let res = browser
+        .http
+        .get(format!("{}/customers?q=x", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let login = location(&res);
+    assert_eq!(login, "/login?next=%2Fcustomers%3Fq%3Dx");
+    let (_, page) = browser.get(&login).await;
+    let token = csrf_of(&page);
+    let res = browser
+        .post(
+            "/login",
+            &[
+                ("_csrf", &token),
+                ("email", &app.owner.email),
+                ("password", PASSWORD),
+                ("next", "/customers?q=x"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&res), "/customers?q=x");
+
+    // Never off-site.
+    let browser = Browser::new(&app);
+    let (_, page) = browser.get("/login").await;
+    let token = csrf_of(&page);
+    let res = browser
+        .post(
+            "/login",
+            &[
+                ("_csrf", &token),
+                ("email", &app.owner.email),
+                ("password", PASSWORD),
+                ("next", "//evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&res), "/");
+});
+
+both!(
+    dashboard_counts_customers_and_lists_recent_activity,
+    |app| {
+        app.customer(&app.owner, json!({"company": "Alpha AG"}))
+            .await;
+        app.customer(
+            &app.owner,
+            json!({"company": "Beta GmbH", "status": "archived"}),
+        )
+        .await;
+        let browser = Browser::login(&app, &app.owner.email).await;
+        let (_, page) = browser.get("/").await;
+        assert_eq!(
+            page.matches("<span class=\"stat-value\">1</span>").count(),
+            2,
+            "one active, one archived: {page}"
+        );
+        assert!(
+            page.contains("aktive Kunden") && page.contains("archivierte Kunden"),
+            "{page}"
+        );
+        assert!(
+            page.contains("Alpha AG") && page.contains("Kunde angelegt"),
+            "{page}"
+        );
+    }
+);
+
+both!(
+    customers_page_lists_api_customers_and_search_filters,
+    |app| {
+        let acme = app
+            .customer(
+                &app.owner,
+                json!({"company": "ACME Widgets", "city": "Bern"}),
+            )
+            .await;
+        app.customer(&app.owner, json!({"company": "Globex", "city": "Basel"}))
+            .await;
+        let browser = Browser::login(&app, &app.owner.email).await;
+
+        let (status, page) = browser.get("/customers").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains("ACME Widgets") && page.contains("Globex"),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!("href=\"/customers/{acme}\"")),
+            "{page}"
+        );
+        assert!(
+            page.contains("hx-get=\"/customers\""),
+            "search updates the table through htmx"
+        );
+
+        // Without JavaScript: a plain GET form, the whole page back.
+        let (status, page) = browser.get("/customers?q=acme&status=").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains("<html") && page.contains("ACME Widgets"),
+            "{page}"
+        );
+        assert!(!page.contains("Globex"), "{page}");
+
+        // With htmx: only the table.
+        let (status, fragment) = browser.get_htmx("/customers?q=glob").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            fragment
+                .trim_start()
+                .starts_with("<div id=\"customer-table\""),
+            "{fragment}"
+        );
+        assert!(!fragment.contains("<html"));
+        assert!(
+            fragment.contains("Globex") && !fragment.contains("ACME"),
+            "{fragment}"
+        );
+
+        let (_, none) = browser.get_htmx("/customers?q=nobody-by-that-name").await;
+        assert!(none.contains("Keine Kunden gefunden."), "{none}");
+    }
+);
+
+both!(customer_list_pages_with_a_next_link, |app| {
+    for i in 0..27 {
+        app.customer(&app.owner, json!({"company": format!("Firma {i:02}")}))
+            .await;
+    }
+    let browser = Browser::login(&app, &app.owner.email).await;
+    let (_, first) = browser.get("/customers").await;
+    assert!(
+        first.contains("Firma 00") && first.contains("Firma 24") && !first.contains("Firma 25"),
+        "{first}"
+    );
+    let marker = "rel=\"next\"";
+    let href = next_link(&first);
+    let (status, second) = browser.get(&href).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert!(
+        second.contains("Firma 25") && second.contains("Firma 26") && !second.contains("Firma 24"),
+        "{second}"
+    );
+    assert!(!second.contains(marker), "last page");
+});
+
+both!(
+    forms_without_or_with_a_wrong_csrf_token_are_refused,
+    |app| {
+        let customer = app.customer(&app.owner, json!({"company": "ACME"})).await;
+        let browser = Browser::login(&app, &app.owner.email).await;
+        let notes = format!("/customers/{customer}/notes");
+
+        let res = browser.post(&notes, &[("body", "sneaky")]).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert!(res.text().await.unwrap().contains("Formular abgelaufen"));
+        let res = browser
+            .post(&notes, &[("_csrf", "wrong-token"), ("body", "sneaky")])
+            .await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(note_count(&app, &customer).await, 0);
+
+        let res = browser
+            .post(
+                "/customers",
+                &[("_csrf", "wrong-token"), ("company", "Sneaky AG")],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        let (_, list) = app
+            .call(
+                Method::GET,
+                "/api/v1/customers?q=sneaky",
+                Some(&app.owner),
+                None,
+            )
+            .await;
+        assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+
+        let res = browser
+            .post(
+                "/users",
+                &[
+                    ("email", "sneaky@example.com"),
+                    ("name", "Sneaky"),
+                    ("role", "admin"),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        let (_, users) = app
+            .call(Method::GET, "/api/v1/users", Some(&app.owner), None)
+            .await;
+        assert!(!users.to_string().contains("sneaky@example.com"));
+
+        // Logout without the token does not end the session.
+        let res = browser.post("/logout", &[]).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        let (status, _) = browser.get("/").await;
+        assert_eq!(status, StatusCode::OK);
+
+        // The right token works.
+        let token = browser.csrf(&format!("/customers/{customer}")).await;
+        let res = browser
+            .post(&notes, &[("_csrf", &token), ("body", "legit")])
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(note_count(&app, &customer).await, 1);
+    }
+);
+
+both!(login_form_without_its_cookie_token_is_refused, |app| {
+    // A cross-site form post: the page's token but not the cookie, or no token.
+    let (_, page) = Browser::new(&app).get("/login").await;
+    let token = csrf_of(&page);
+    let stranger = Browser::new(&app);
+    let res = stranger
+        .post(
+            "/login",
+            &[
+                ("_csrf", &token),
+                ("email", &app.owner.email),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(!res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("kontor_session=")));
+
+    let browser = Browser::new(&app);
+    browser.get("/login").await;
+    let res = browser
+        .post(
+            "/login",
+            &[("email", &app.owner.email), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = browser
+        .post(
+            "/login",
+            &[
+                ("_csrf", "x"),
+                ("email", &app.owner.email),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let (status, _) = browser.get("/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "still signed out");
+});
+
+both!(anonymous_ui_pages_redirect_to_login, |app| {
+    for path in ["/", "/customers", "/customers/new", "/users"] {
+        let res = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{path}");
+        assert!(
+            location(&res).starts_with("/login"),
+            "{path}: {}",
+            location(&res)
+        );
+    }
+    let res = app
+        .http
+        .post(format!("{}/customers", app.base))
+        .form(&[("company", "X")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/login");
+    // htmx gets told to navigate instead of swapping the login page in.
+    let res = app
+        .http
+        .get(format!("{}/customers?q=a", app.base))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert!(res
+        .headers()
+        .get("hx-redirect")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("/login"));
+});
+
+both!(
+    assets_are_served_with_content_type_and_cache_headers,
+    |app| {
+        let res = app
+            .http
+            .get(format!("{}/assets/kontor.css", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(
+            res.headers()[header::CONTENT_TYPE],
+            "text/css; charset=utf-8"
+        );
+        assert!(res.headers()[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .contains("max-age"));
+        let etag = res.headers()[header::ETAG].to_str().unwrap().to_string();
+        assert!(res.text().await.unwrap().contains(".topbar"));
+
+        let res = app
+            .http
+            .get(format!("{}/assets/kontor.css", app.base))
+            .header(header::IF_NONE_MATCH, &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+
+        // The versioned URL the pages link is cached for good.
+        let (_, login) = Browser::new(&app).get("/login").await;
+        let start = login.find("/assets/htmx.min.js?v=").unwrap();
+        let url = &login[start..start + login[start..].find('"').unwrap()];
+        let res = app
+            .http
+            .get(format!("{}{url}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(
+            res.headers()[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+        assert!(res.headers()[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .contains("immutable"));
+        assert!(res.text().await.unwrap().contains("htmx"));
+
+        let res = app
+            .http
+            .get(format!("{}/assets/favicon.svg", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "image/svg+xml");
+        for missing in [
+            "/assets/nope.css",
+            "/assets/VENDORED.md",
+            "/assets/../Cargo.toml",
+        ] {
+            let res = app
+                .http
+                .get(format!("{}{missing}", app.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::NOT_FOUND, "{missing}");
+        }
+    }
+);
+
+both!(pages_carry_the_csp_and_no_inline_script_or_style, |app| {
+    let customer = app.customer(&app.owner, json!({"company": "ACME"})).await;
+    let browser = Browser::login(&app, &app.owner.email).await;
+    let anonymous = Browser::new(&app);
+    for (who, path) in [
+        (&anonymous, "/login".to_string()),
+        (&browser, "/".into()),
+        (&browser, "/customers".into()),
+        (&browser, format!("/customers/{customer}")),
+        (&browser, "/customers/new".into()),
+        (&browser, "/users".into()),
+    ] {
+        let res = who
+            .http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        assert!(res.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'"));
+        assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store", "{path}");
+        let page = res.text().await.unwrap();
+        assert!(
+            !page.contains("<style") && !page.contains("style=\""),
+            "{path}: inline style"
+        );
+        assert!(
+            !page.contains("<script>") && !has_inline_handler(&page),
+            "{path}: inline script"
+        );
+        assert!(page.contains("includeIndicatorStyles\":false"), "{path}");
+    }
+});
+
+both!(note_form_adds_a_note_shown_on_the_customer_page, |app| {
+    let customer = app
+        .customer(
+            &app.owner,
+            json!({"company": "ACME", "email": "info@acme.example", "tags": ["vip"]}),
+        )
+        .await;
+    let browser = Browser::login(&app, &app.owner.email).await;
+    let path = format!("/customers/{customer}");
+    let (status, page) = browser.get(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("info@acme.example") && page.contains("vip"),
+        "{page}"
+    );
+    assert!(page.contains("Noch keine Notizen."), "{page}");
+
+    let token = csrf_of(&page);
+    let res = browser
+        .post(
+            &format!("{path}/notes"),
+            &[("_csrf", &token), ("body", "Called about renewal")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), format!("{path}#notes"));
+    let (_, page) = browser.get(&path).await;
+    assert!(page.contains("Called about renewal"), "{page}");
+    assert!(
+        page.contains("Notiz: Called about renewal"),
+        "timeline: {page}"
+    );
+    assert!(page.contains("Owner of Tenant A"), "author: {page}");
+
+    // An empty note comes back with the error, nothing saved.
+    let res = browser
+        .post(
+            &format!("{path}/notes"),
+            &[("_csrf", &token), ("body", "   ")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Die Notiz darf nicht leer sein"));
+    assert_eq!(note_count(&app, &customer).await, 1);
+});
+
+both!(
+    new_customer_form_shows_validation_errors_then_creates,
+    |app| {
+        let browser = Browser::login(&app, &app.owner.email).await;
+        let token = browser.csrf("/customers/new").await;
+
+        let res = browser
+            .post(
+                "/customers",
+                &[
+                    ("_csrf", &token),
+                    ("company", "Initech"),
+                    ("email", "not-an-email"),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let page = res.text().await.unwrap();
+        assert!(
+            page.contains("Bitte geben Sie eine gültige E-Mail-Adresse an."),
+            "{page}"
+        );
+        assert!(
+            page.contains("value=\"Initech\""),
+            "the input stays: {page}"
+        );
+        assert!(page.contains("aria-invalid=\"true\""), "{page}");
+
+        let res = browser
+            .post(
+                "/customers",
+                &[("_csrf", &token), ("email", "a@initech.example")],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(res
+            .text()
+            .await
+            .unwrap()
+            .contains("Firma oder eine Kontaktperson"));
+
+        let (_, list) = app
+            .call(
+                Method::GET,
+                "/api/v1/customers?q=initech",
+                Some(&app.owner),
+                None,
+            )
+            .await;
+        assert_eq!(list["items"].as_array().unwrap().len(), 0);
+
+        let res = browser
+            .post(
+                "/customers",
+                &[
+                    ("_csrf", &token),
+                    ("company", "Initech"),
+                    ("email", "info@initech.example"),
+                    ("country", "ch"),
+                    ("tags", "software, b2b"),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let target = location(&res);
+        let (status, page) = browser.get(&target).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains("Initech") && page.contains("CH") && page.contains("b2b"),
+            "{page}"
+        );
+        let (_, list) = app
+            .call(
+                Method::GET,
+                "/api/v1/customers?q=initech",
+                Some(&app.owner),
+                None,
+            )
+            .await;
+        assert_eq!(list["items"][0]["tags"], json!(["software", "b2b"]));
+    }
+);
+
+both!(unknown_or_foreign_customer_shows_the_404_page, |app| {
+    let other = app.new_tenant("Tenant B").await;
+    let foreign = app
+        .customer(&other, json!({"company": "Foreign Ltd"}))
+        .await;
+    let browser = Browser::login(&app, &app.owner.email).await;
+    for path in [
+        "/customers/does-not-exist".to_string(),
+        format!("/customers/{foreign}"),
+    ] {
+        let (status, page) = browser.get(&path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            page.contains("Nicht gefunden") && !page.contains("Foreign Ltd"),
+            "{page}"
+        );
+    }
+    let token = browser.csrf("/").await;
+    let res = browser
+        .post(
+            &format!("/customers/{foreign}/notes"),
+            &[("_csrf", &token), ("body", "x")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let (_, notes) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/customers/{foreign}/notes"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(notes, json!([]));
+});
+
+both!(user_text_is_escaped_in_pages, |app| {
+    let customer = app
+        .customer(
+            &app.owner,
+            json!({"company": "<script>alert(1)</script>", "city": "\"Bern\""}),
+        )
+        .await;
+    let browser = Browser::login(&app, &app.owner.email).await;
+    for path in [
+        "/customers".to_string(),
+        format!("/customers/{customer}"),
+        "/".into(),
+    ] {
+        let (_, page) = browser.get(&path).await;
+        assert!(!page.contains("<script>alert(1)"), "{path}: {page}");
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;"),
+            "{path}: {page}"
+        );
+    }
+    let (_, page) = browser.get("/customers?q=%22%3E%3Cb%3E").await;
+    assert!(
+        !page.contains("\"><b>"),
+        "the search box escapes its value: {page}"
+    );
+});
+
+both!(users_page_needs_its_permissions_and_creates_users, |app| {
+    let staff = app.user(&app.owner, "staff", None).await;
+    let reseller = app.user(&app.owner, "reseller", None).await;
+
+    let browser = Browser::login(&app, &staff.email).await;
+    let (status, page) = browser.get("/users").await;
+    assert_eq!(status, StatusCode::OK, "staff may read users");
+    assert!(
+        page.contains(&app.owner.email) && !page.contains("action=\"/users\""),
+        "{page}"
+    );
+    let token = csrf_of(&page);
+    let res = browser
+        .post(
+            "/users",
+            &[
+                ("_csrf", &token),
+                ("email", "new@example.com"),
+                ("name", "New"),
+                ("role", "staff"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(res.text().await.unwrap().contains("users.manage"));
+
+    let browser = Browser::login(&app, &reseller.email).await;
+    let (status, page) = browser.get("/users").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("Keine Berechtigung"), "{page}");
+    let (_, home) = browser.get("/").await;
+    assert!(
+        home.contains("href=\"/customers\"") && !home.contains("href=\"/users\""),
+        "the navigation hides what the user may not open: {home}"
+    );
+
+    let browser = Browser::login(&app, &app.owner.email).await;
+    let token = browser.csrf("/users").await;
+    let res = browser
+        .post(
+            "/users",
+            &[
+                ("_csrf", &token),
+                ("email", "new@example.com"),
+                ("name", "Neu"),
+                ("role", "staff"),
+                ("password", "short"),
+                ("locale", ""),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("zwischen 10 und 256 Zeichen"));
+    let res = browser
+        .post(
+            "/users",
+            &[
+                ("_csrf", &token),
+                ("email", "new@example.com"),
+                ("name", "Neu"),
+                ("role", "staff"),
+                ("password", PASSWORD),
+                ("locale", "en"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, page) = browser.get(&location(&res)).await;
+    assert!(
+        page.contains("Der Benutzer wurde angelegt.") && page.contains("new@example.com"),
+        "{page}"
+    );
+    let res = browser
+        .post(
+            "/users",
+            &[
+                ("_csrf", &token),
+                ("email", "NEW@example.com"),
+                ("name", "Again"),
+                ("role", "staff"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.text().await.unwrap().contains("bereits verwendet"));
+
+    // The new user signs in and gets their language, whatever the browser says.
+    let browser = Browser::with_language(&app, Some("de-CH"));
+    let res = browser.submit_login("new@example.com", PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, page) = browser.get("/").await;
+    assert!(
+        page.contains("<html lang=\"en\">") && page.contains("Hello, Neu"),
+        "{page}"
+    );
+});
+
+both!(logout_ends_the_session, |app| {
+    let browser = Browser::login(&app, &app.owner.email).await;
+    let token = browser.csrf("/").await;
+    let res = browser.post("/logout", &[("_csrf", &token)]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/login");
+    let cleared = res.headers().get_all(header::SET_COOKIE).iter().any(|c| {
+        let c = c.to_str().unwrap();
+        c.starts_with("kontor_session=;") && c.contains("Max-Age=0")
+    });
+    assert!(cleared);
+    let (status, _) = browser.get("/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, sessions) = app
+        .call(Method::GET, "/api/v1/auth/sessions", Some(&app.owner), None)
+        .await;
+    assert_eq!(
+        sessions.as_array().unwrap().len(),
+        1,
+        "only the test's API session is left: {sessions}"
+    );
+});
