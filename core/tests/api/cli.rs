@@ -121,7 +121,11 @@ async fn demo_serves_ui_and_api_with_sample_data() {
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let mut up = false;
-    for _ in 0..100 {
+    // Generous: the machine may be busy with the rest of the suite.
+    for _ in 0..600 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
         if http
             .get(format!("{base}/health"))
             .send()
