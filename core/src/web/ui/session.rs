@@ -15,9 +15,6 @@ use crate::error::{Code, Error, Result};
 use crate::web::extract::{csrf_matches, principal_of};
 use crate::web::AppState;
 
-/// Name of the hidden field that carries the CSRF token in every form.
-pub const CSRF_FIELD: &str = "_csrf";
-
 /// What a page needs to know about the request, besides the user.
 #[derive(Debug, Clone)]
 pub struct RequestInfo {
