@@ -245,4 +245,18 @@ impl FormError {
     pub(crate) fn status(&self) -> StatusCode {
         StatusCode::UNPROCESSABLE_ENTITY
     }
+
+    /// Put a form's error (if any) into the template context as `error` and
+    /// `error_field`; returns the status the page answers with.
+    pub(crate) fn insert_into(error: &Option<FormError>, ctx: &mut tera::Context) -> StatusCode {
+        ctx.insert(
+            "error_field",
+            error
+                .as_ref()
+                .and_then(|e| e.field.as_deref())
+                .unwrap_or_default(),
+        );
+        ctx.insert("error", error);
+        error.as_ref().map_or(StatusCode::OK, FormError::status)
+    }
 }

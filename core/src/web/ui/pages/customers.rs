@@ -154,17 +154,7 @@ pub(crate) async fn new_form(State(state): State<AppState>, user: UiUser) -> Res
 fn render_form(page: &Page<'_>, form: &CustomerForm, error: Option<FormError>) -> Result<Response> {
     let mut ctx = Context::new();
     ctx.insert("form", form);
-    let status = error
-        .as_ref()
-        .map_or(axum::http::StatusCode::OK, FormError::status);
-    ctx.insert(
-        "error_field",
-        error
-            .as_ref()
-            .and_then(|e| e.field.as_deref())
-            .unwrap_or_default(),
-    );
-    ctx.insert("error", &error);
+    let status = FormError::insert_into(&error, &mut ctx);
     page.render_status(status, "customers/new.html", ctx)
 }
 

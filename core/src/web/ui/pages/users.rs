@@ -1,7 +1,6 @@
 //! `/users`: the people of the tenant, and the form for a new one.
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::{Deserialize, Serialize};
@@ -82,15 +81,7 @@ async fn render(
     ctx.insert("form", form);
     ctx.insert("created", &created);
     ctx.insert("tz", &page.time_zone().await);
-    let status = error.as_ref().map_or(StatusCode::OK, FormError::status);
-    ctx.insert(
-        "error_field",
-        error
-            .as_ref()
-            .and_then(|e| e.field.as_deref())
-            .unwrap_or_default(),
-    );
-    ctx.insert("error", &error);
+    let status = FormError::insert_into(&error, &mut ctx);
     page.render_status(status, "users/list.html", ctx)
 }
 
