@@ -1,0 +1,96 @@
+//! A module that misbehaves on request, for the runtime's tests: endless
+//! loops, memory bombs, panics, oversized answers — and raw access to the
+//! record store, to prove what it cannot reach.
+
+use kontor_sdk::records;
+use kontor_sdk::{error, json, query_param, Event, FilterResult, HttpRequest, HttpResponse, Page};
+use serde_json::json;
+
+struct Faults;
+
+#[allow(clippy::empty_loop)]
+fn spin() -> ! {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+fn bomb() -> usize {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1u8; 1024 * 1024]);
+        std::hint::black_box(&hoard);
+    }
+}
+
+impl kontor_sdk::Guest for Faults {
+    fn handle_http(request: HttpRequest) -> HttpResponse {
+        let q = |name: &str| query_param(&request.query, name).unwrap_or_default();
+        match request.path.as_str() {
+            "/ok" => json(
+                200,
+                &json!({ "ok": true, "principal": request.principal.map(|p| p.user_id) }),
+            ),
+            "/loop" => spin(),
+            "/membomb" => json(200, &json!({ "size": bomb() })),
+            "/trap" => panic!("the faults module panics on purpose"),
+            "/huge" => HttpResponse {
+                status: 200,
+                headers: vec![],
+                body: vec![b'x'; 20 * 1024 * 1024],
+            },
+            "/bad-status" => HttpResponse {
+                status: 42,
+                headers: vec![],
+                body: vec![],
+            },
+            "/records/get" => match records::get(&q("collection"), &q("id")) {
+                Ok(r) => json(200, &json!({ "record": r.map(|r| r.data) })),
+                Err(e) => error(400, "records", &format!("{e:?}")),
+            },
+            "/records/put" => {
+                let data = String::from_utf8_lossy(&request.body).into_owned();
+                match records::put(&q("collection"), &q("id"), &data, None) {
+                    Ok(r) => json(200, &json!({ "version": r.version })),
+                    Err(e) => error(400, "records", &format!("{e:?}")),
+                }
+            }
+            "/emit" => match kontor_sdk::events::emit(&q("name"), "{}") {
+                Ok(()) => json(200, &json!({ "emitted": true })),
+                Err(e) => error(400, "events", &e),
+            },
+            _ => error(404, "not_found", "no such route"),
+        }
+    }
+
+    fn render_page(_request: HttpRequest) -> Result<Page, String> {
+        Err("the faults module has no pages".into())
+    }
+
+    fn on_event(event: Event) -> Result<(), String> {
+        if event.name.ends_with(".fail") {
+            return Err("failing on purpose".into());
+        }
+        Ok(())
+    }
+
+    fn filter(hook: String, payload: String) -> FilterResult {
+        match hook.as_str() {
+            "test.slow" => spin(),
+            "test.trap" => panic!("filter panics on purpose"),
+            "test.reject" => FilterResult::Reject("rejected by the faults module".into()),
+            "test.modify" => FilterResult::Modify(format!("[{payload}]")),
+            _ => FilterResult::Pass,
+        }
+    }
+
+    fn run_job(name: String) -> Result<(), String> {
+        match name.as_str() {
+            "loop" => spin(),
+            _ => Err(format!("unknown job {name}")),
+        }
+    }
+}
+
+kontor_sdk::export_module!(Faults);
