@@ -26,6 +26,8 @@ pub mod error;
 pub mod ids;
 /// The durable job queue and its worker loop.
 pub mod jobs;
+/// Modules: manifests, packages, the registry, and their place in the host.
+pub mod modules;
 /// Per-tenant and global settings.
 pub mod settings;
 /// Tenants: creation and lookup.
