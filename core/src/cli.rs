@@ -289,19 +289,34 @@ async fn serve(db: Db, config: Config, clock: SharedClock) -> anyhow::Result<()>
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (KONTOR_LISTEN): {e}", config.listen))?;
     let run_worker = config.run_worker;
+    let mode = config.mode;
     let state = AppState::new(db.clone(), config, clock.clone())?;
+    let modules = state.modules().clone();
+    crate::modules::registry::load_enabled(&db, &modules).await?;
+    crate::modules::registry::sync_bundled(&db, &modules, mode, clock.now_ms()).await?;
+    if mode == Mode::SelfHosted {
+        crate::modules::registry::grant_trials_for_installed(&db, clock.now_ms()).await?;
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker = run_worker.then(|| {
-        let handlers = crate::jobs::worker::Handlers::core(db.clone(), clock.clone());
-        let mut rx = stop_rx.clone();
-        tokio::spawn(crate::jobs::worker::run(
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.changed().await;
+    };
+    let workers = run_worker.then(|| {
+        let mut handlers = crate::jobs::worker::Handlers::core(db.clone(), clock.clone());
+        crate::modules::jobs::register(&mut handlers, modules.clone(), db.clone(), clock.clone());
+        let worker = tokio::spawn(crate::jobs::worker::run(
             db.clone(),
             clock.clone(),
             handlers,
-            async move {
-                let _ = rx.changed().await;
-            },
-        ))
+            stopped(stop_rx.clone()),
+        ));
+        let background = tokio::spawn(crate::modules::jobs::run_background(
+            db.clone(),
+            modules.clone(),
+            clock.clone(),
+            stopped(stop_rx.clone()),
+        ));
+        (worker, background)
     });
     tracing::info!(addr = %listener.local_addr()?, version = crate::VERSION, "kontor listening");
     crate::web::serve(listener, state, async {
@@ -310,8 +325,9 @@ async fn serve(db: Db, config: Config, clock: SharedClock) -> anyhow::Result<()>
     })
     .await?;
     let _ = stop_tx.send(true);
-    if let Some(w) = worker {
-        let _ = w.await;
+    if let Some((worker, background)) = workers {
+        let _ = worker.await;
+        let _ = background.await;
     }
     db.close().await;
     Ok(())

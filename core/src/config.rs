@@ -51,6 +51,8 @@ pub struct Config {
     /// Behind a reverse proxy: take the client address from the last entry
     /// of `X-Forwarded-For` (login limits are per client address).
     pub trust_proxy: bool,
+    /// Development mode: unsigned module packages and the SDK's dev key are accepted.
+    pub dev: bool,
 }
 
 /// A configuration value that is not acceptable.
@@ -89,6 +91,7 @@ struct FileConfig {
     session_idle_hours: Option<i64>,
     run_worker: Option<bool>,
     trust_proxy: Option<bool>,
+    dev: Option<bool>,
 }
 
 impl Config {
@@ -223,6 +226,7 @@ impl Config {
             pick("trust_proxy", fc.trust_proxy.map(|v| v.to_string())),
             false,
         )?;
+        let dev = boolean(pick("dev", fc.dev.map(|v| v.to_string())), false)?;
 
         Ok(Config {
             database_url,
@@ -234,6 +238,7 @@ impl Config {
             session_idle_hours,
             run_worker,
             trust_proxy,
+            dev,
         })
     }
 

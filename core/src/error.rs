@@ -68,6 +68,28 @@ error_codes! {
     TenantRequired => ("tenant_required", UNPROCESSABLE_ENTITY),
     /// The action is not available in this mode (self-hosted vs SaaS).
     WrongMode => ("wrong_mode", CONFLICT),
+    /// No module with that id is installed (or it is disabled).
+    ModuleNotFound => ("module_not_found", NOT_FOUND),
+    /// The tenant is not entitled to the module (license or subscription).
+    ModuleNotEntitled => ("module_not_entitled", FORBIDDEN),
+    /// The module trapped, panicked or answered something the host refuses.
+    ModuleFailed => ("module_failed", INTERNAL_SERVER_ERROR),
+    /// The module did not answer within its deadline.
+    ModuleTimeout => ("module_timeout", GATEWAY_TIMEOUT),
+    /// The module needs a contract version this host does not serve.
+    ModuleApiMismatch => ("module_api_mismatch", UNPROCESSABLE_ENTITY),
+    /// A module it needs is not installed or not enabled.
+    ModuleDependencyMissing => ("module_dependency_missing", UNPROCESSABLE_ENTITY),
+    /// A module it needs is installed in a version that does not fit.
+    ModuleDependencyIncompatible => ("module_dependency_incompatible", UNPROCESSABLE_ENTITY),
+    /// The modules would depend on each other in a cycle.
+    ModuleDependencyCycle => ("module_dependency_cycle", UNPROCESSABLE_ENTITY),
+    /// Enabled modules need this one.
+    ModuleHasDependents => ("module_has_dependents", CONFLICT),
+    /// The package is unsigned, tampered, untrusted or unsafe.
+    ModulePackageRefused => ("module_package_refused", UNPROCESSABLE_ENTITY),
+    /// A module with this id and version is already installed.
+    ModuleAlreadyInstalled => ("module_already_installed", CONFLICT),
     /// Something failed inside the server; the id is in the log.
     Internal => ("internal", INTERNAL_SERVER_ERROR),
     /// A dependency (the database) is not available right now.

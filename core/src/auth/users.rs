@@ -190,7 +190,16 @@ pub async fn create(tx: &mut Tx, tenant: &TenantId, new: &NewUser, now: i64) -> 
     let row = fetch_row(&mut **tx, tenant, id.as_str())
         .await?
         .ok_or_else(|| Error::not_found("user"))?;
-    row.to_api()
+    let user = row.to_api()?;
+    crate::modules::events::publish_tx(
+        tx,
+        tenant,
+        "user.created",
+        &serde_json::json!({ "id": user.id, "role": user.role, "name": user.name }),
+        now,
+    )
+    .await?;
+    Ok(user)
 }
 
 pub(crate) async fn fetch_row<'e, E>(

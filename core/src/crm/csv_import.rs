@@ -349,6 +349,26 @@ async fn write_batch(
         values.join(", ")
     );
     args.bind(sqlx::query(&sql)).execute(&mut *tx).await?;
+
+    // One `customer.created` event per row, in the same transaction.
+    let mut args = Args::new();
+    let mut values = Vec::with_capacity(rows.len());
+    for (id, p) in &rows {
+        let payload = super::customers::event_payload(id, &p.data).to_string();
+        let cols = [
+            args.text(new_id()),
+            args.text(tenant),
+            args.text("customer.created"),
+            args.text(payload),
+            args.int(now),
+        ];
+        values.push(format!("({})", cols.join(", ")));
+    }
+    let sql = format!(
+        "INSERT INTO event_outbox (id, tenant_id, name, payload, occurred_at) VALUES {}",
+        values.join(", ")
+    );
+    args.bind(sqlx::query(&sql)).execute(&mut *tx).await?;
     tx.commit().await?;
     report.imported += rows.len() as u64;
     Ok(())

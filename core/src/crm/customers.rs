@@ -124,6 +124,42 @@ pub struct CustomerInput {
     pub reseller_id: Option<Option<String>>,
 }
 
+impl CustomerInput {
+    /// The input as JSON, absent fields left out and cleared ones `null`
+    /// (what filter hooks of modules see).
+    pub fn to_json(&self) -> Value {
+        let mut map = Map::new();
+        let mut put = |k: &str, v: &Option<Option<String>>| {
+            if let Some(v) = v {
+                map.insert(
+                    k.to_string(),
+                    v.clone().map(Value::String).unwrap_or(Value::Null),
+                );
+            }
+        };
+        put("company", &self.company);
+        put("contact_name", &self.contact_name);
+        put("email", &self.email);
+        put("phone", &self.phone);
+        put("street", &self.street);
+        put("postal_code", &self.postal_code);
+        put("city", &self.city);
+        put("region", &self.region);
+        put("country", &self.country);
+        put("reseller_id", &self.reseller_id);
+        if let Some(t) = &self.tags {
+            map.insert("tags".into(), serde_json::json!(t));
+        }
+        if let Some(c) = &self.custom_fields {
+            map.insert("custom_fields".into(), Value::Object(c.clone()));
+        }
+        if let Some(s) = &self.status {
+            map.insert("status".into(), Value::String(s.clone()));
+        }
+        Value::Object(map)
+    }
+}
+
 /// `Some(None)` for an explicit null, `None` (via `default`) when absent.
 fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
 where
@@ -484,6 +520,14 @@ pub async fn insert_tx(
     .execute(&mut **tx)
     .await
     .map_err(email_conflict)?;
+    crate::modules::events::publish_tx(
+        tx,
+        tenant,
+        "customer.created",
+        &event_payload(&id, data),
+        now,
+    )
+    .await?;
     timeline::add_tx(
         tx,
         tenant,
@@ -499,6 +543,18 @@ pub async fn insert_tx(
     )
     .await?;
     Ok(id)
+}
+
+/// What `customer.*` events carry.
+pub(crate) fn event_payload(id: &CustomerId, data: &CustomerData) -> Value {
+    serde_json::json!({
+        "id": id.as_str(),
+        "display_name": data.display_name(),
+        "company": data.company,
+        "contact_name": data.contact_name,
+        "email": data.email,
+        "status": data.status,
+    })
 }
 
 /// Create a customer as `who`.
@@ -564,6 +620,16 @@ pub async fn update(
     let changed = changed_fields(&old, &data);
     if !changed.is_empty() {
         write_tx(&mut tx, &who.tenant_id, id, &data, now).await?;
+        let mut payload = event_payload(id, &data);
+        payload["changed"] = serde_json::json!(changed);
+        crate::modules::events::publish_tx(
+            &mut tx,
+            &who.tenant_id,
+            "customer.updated",
+            &payload,
+            now,
+        )
+        .await?;
         timeline::add_tx(
             &mut tx,
             &who.tenant_id,
@@ -672,6 +738,14 @@ pub async fn delete(db: &Db, who: &Principal, id: &CustomerId, now: i64) -> Resu
         .bind(id.as_str())
         .execute(&mut *tx)
         .await?;
+    crate::modules::events::publish_tx(
+        &mut tx,
+        &who.tenant_id,
+        "customer.deleted",
+        &serde_json::json!({ "id": id.as_str() }),
+        now,
+    )
+    .await?;
     crate::audit::record_tx(
         &mut tx,
         &crate::audit::AuditEvent::new("customer.deleted")

@@ -464,6 +464,8 @@ impl Manifest {
                 }
             }
         }
+        crate::modules::records::check_collections(&self.collections)
+            .map_err(|m| err("collections".into(), m))?;
         for (i, s) in self.settings.iter().enumerate() {
             if !["string", "number", "boolean", "secret"].contains(&s.kind.as_str()) {
                 return Err(err(

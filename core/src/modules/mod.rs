@@ -3,5 +3,28 @@
 //! * [`manifest`] — `module.toml`, parsed and validated;
 //! * [`cron`] — the schedules of module jobs.
 
+/// The capabilities a module gets in one call.
+pub mod caps;
 pub mod cron;
+/// Dependency resolution with semver.
+pub mod deps;
+/// The one entitlement check for every module call.
+pub mod entitlements;
+/// Events: the outbox and its fan-out to modules.
+pub mod events;
+/// Filter hooks, run inline in priority order.
+pub mod filters;
+/// The loaded modules of this process and calling them.
+pub mod host;
+/// Background work: event fan-out, cron scheduling, job handlers.
+pub mod jobs;
 pub mod manifest;
+/// The signed `.kmod` package: pack, sign, and open it safely.
+pub mod package;
+/// The record store behind the `records` import: per tenant × module JSON
+/// collections with indexed queries, an atomic batch, sequences and quotas.
+pub mod records;
+/// The registry of installed modules.
+pub mod registry;
+/// Publisher keys whose package signatures this server accepts.
+pub mod trust;

@@ -5,6 +5,7 @@
 //! * [`ui`] — the server-rendered UI (tera templates, embedded assets);
 //! * [`extract`] — the principal, JSON and client-IP extractors;
 //! * [`middleware`] — request ids, security headers, metrics;
+//! * [`modules`] — module routes under `/api/v1/{module-id}`;
 //! * [`health`] — liveness and readiness;
 //! * [`metrics`] — Prometheus metrics.
 
@@ -13,6 +14,7 @@ pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod middleware;
+pub mod modules;
 pub mod openapi;
 pub mod ui;
 
@@ -44,17 +46,27 @@ struct Inner {
     login_limiter: LoginLimiter,
     metrics: metrics::Metrics,
     ui: ui::Ui,
+    modules: crate::modules::host::ModuleHost,
 }
 
 impl AppState {
     /// Build the state of a host.
     pub fn new(db: Db, config: Config, clock: SharedClock) -> crate::Result<Self> {
+        let cache = Some(config.data_dir.join("cache").join("modules"));
+        let permissions = PermissionRegistry::default();
+        let modules = crate::modules::host::ModuleHost::new(
+            db.clone(),
+            clock.clone(),
+            permissions.clone(),
+            cache,
+        )?;
         Ok(AppState {
             inner: Arc::new(Inner {
+                modules,
                 db,
                 config,
                 clock,
-                permissions: PermissionRegistry::default(),
+                permissions,
                 login_limiter: LoginLimiter::default(),
                 metrics: metrics::Metrics::new()?,
                 ui: ui::Ui::load()?,
@@ -94,6 +106,10 @@ impl AppState {
     pub fn ui(&self) -> &ui::Ui {
         &self.inner.ui
     }
+    /// The loaded modules.
+    pub fn modules(&self) -> &crate::modules::host::ModuleHost {
+        &self.inner.modules
+    }
 }
 
 /// The whole application: API, UI, health, metrics, with middleware.
@@ -105,6 +121,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(metrics::router())
         .merge(ui::router())
+        .merge(modules::router())
         .fallback(api::fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

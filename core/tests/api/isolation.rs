@@ -9,9 +9,11 @@ use serde_json::{json, Value};
 use crate::both;
 use crate::common::assert_error;
 
-/// Path parameters that are tenant-neutral names, not ids: a caller of
-/// tenant B naming them acts on B's own data (checked separately below).
-const NAMED_NOT_ID: &[&str] = &["{role}", "{key}"];
+/// Path parameters that are names, not ids of tenant data: roles and
+/// settings keys act on the caller's own tenant (checked separately below);
+/// module ids name install-wide modules, guarded by `modules.manage` and
+/// refused to SaaS tenants.
+const NAMED_NOT_ID: &[&str] = &["{role}", "{key}", "{module_id}"];
 
 both!(every_tenant_scoped_route_hides_other_tenants_data, |app| {
     // Tenant A with one of everything.

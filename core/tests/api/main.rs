@@ -12,6 +12,8 @@ mod cli;
 mod crm;
 mod errors;
 mod isolation;
+mod modules;
 mod openapi;
 mod ops;
+mod records;
 mod ui;

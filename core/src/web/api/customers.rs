@@ -61,8 +61,43 @@ async fn create_customer(
     who: Principal,
     ApiJson(input): ApiJson<CustomerInput>,
 ) -> Result<(StatusCode, ApiJson<Customer>)> {
+    let input = before_save(&state, &who, None, input).await?;
     let c = customers::create(state.db(), &who, &input, state.now_ms()).await?;
     Ok((StatusCode::CREATED, ApiJson(c)))
+}
+
+/// Run the `customer.before_save` filters of modules on the input: they
+/// may change it or refuse it with a message for the user.
+pub(crate) async fn before_save(
+    state: &AppState,
+    who: &Principal,
+    id: Option<&str>,
+    input: CustomerInput,
+) -> Result<CustomerInput> {
+    if state.modules().filters("customer.before_save").is_empty() {
+        return Ok(input);
+    }
+    let mut payload = input.to_json();
+    payload["id"] = serde_json::json!(id);
+    let out = crate::modules::filters::run(
+        state.db(),
+        state.modules(),
+        &who.tenant_id,
+        "customer.before_save",
+        payload,
+        state.now_ms(),
+    )
+    .await?;
+    let mut out = out;
+    if let Some(map) = out.as_object_mut() {
+        map.remove("id");
+    }
+    serde_json::from_value(out).map_err(|e| {
+        Error::new(
+            Code::ModuleFailed,
+            format!("a module changed the customer into something invalid: {e}"),
+        )
+    })
 }
 
 /// One customer.
@@ -89,6 +124,7 @@ async fn update_customer(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<CustomerInput>,
 ) -> Result<ApiJson<Customer>> {
+    let input = before_save(&state, &who, Some(&id), input).await?;
     Ok(ApiJson(
         customers::update(
             state.db(),

@@ -173,6 +173,9 @@ pub fn router() -> Router<AppState> {
             "/users",
             get(pages::users::index).post(pages::users::create),
         )
+        .route("/app/{module}", get(pages::modules::show))
+        .route("/app/{module}/", get(pages::modules::show))
+        .route("/app/{module}/{*rest}", get(pages::modules::show))
 }
 
 #[cfg(test)]

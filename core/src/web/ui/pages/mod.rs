@@ -8,6 +8,7 @@
 pub(crate) mod customers;
 pub(crate) mod dashboard;
 pub(crate) mod login;
+pub(crate) mod modules;
 pub(crate) mod users;
 
 use serde_json::Value;

@@ -1,0 +1,369 @@
+//! The module host: which modules are loaded in this process, and calling
+//! them with the right capabilities, deadlines and error mapping.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use kontor_runtime::call::{Event, FilterResult, HttpRequest, HttpResponse, Page};
+use kontor_runtime::{Call, CallError, CompiledModule, Deadlines, Runtime, RuntimeConfig};
+use serde::Serialize;
+
+use super::caps::HostCaps;
+use super::manifest::Manifest;
+use crate::auth::roles::{PermissionDef, PermissionRegistry};
+use crate::clock::SharedClock;
+use crate::db::Db;
+use crate::error::{Code, Error, Result};
+use crate::ids::TenantId;
+
+/// A module loaded in this process.
+pub struct Loaded {
+    /// Its manifest.
+    pub manifest: Manifest,
+    compiled: CompiledModule,
+    calls: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("id", &self.manifest.id)
+            .field("version", &self.manifest.version)
+            .finish()
+    }
+}
+
+/// Call counts of a loaded module, for `/api/v1/modules`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Calls since this process loaded it.
+    pub calls: u64,
+    /// Calls that trapped, timed out or were refused since then.
+    pub failures: u64,
+    /// Whether the compiled code came from the disk cache.
+    pub from_cache: bool,
+}
+
+impl Loaded {
+    /// Call counts.
+    pub fn health(&self) -> Health {
+        Health {
+            calls: self.calls.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            from_cache: self.compiled.from_cache,
+        }
+    }
+}
+
+/// The loaded modules and the runtime that runs them.
+#[derive(Clone)]
+pub struct ModuleHost {
+    runtime: Runtime,
+    loaded: Arc<RwLock<BTreeMap<String, Arc<Loaded>>>>,
+    deadlines: Deadlines,
+    db: Db,
+    clock: SharedClock,
+    permissions: PermissionRegistry,
+}
+
+impl std::fmt::Debug for ModuleHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModuleHost")
+            .field("loaded", &self.ids())
+            .finish()
+    }
+}
+
+/// What a call is for (picks the deadline and the wording of errors).
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Http,
+    Filter,
+    Event,
+    Job,
+}
+
+impl ModuleHost {
+    /// A host whose compiled components are cached under `cache_dir`.
+    /// Permissions of loaded modules join `permissions`, so owners hold
+    /// them and admins can grant them.
+    pub fn new(
+        db: Db,
+        clock: SharedClock,
+        permissions: PermissionRegistry,
+        cache_dir: Option<std::path::PathBuf>,
+    ) -> Result<ModuleHost> {
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir,
+            ..Default::default()
+        })
+        .map_err(Error::internal)?;
+        Ok(ModuleHost {
+            runtime,
+            loaded: Arc::new(RwLock::new(BTreeMap::new())),
+            deadlines: Deadlines::default(),
+            db,
+            clock,
+            permissions,
+        })
+    }
+
+    /// Compile `manifest` + `component` without serving it yet: an upgrade
+    /// compiles first and switches only after its transaction committed.
+    pub fn compile(&self, manifest: Manifest, component: &[u8]) -> Result<Arc<Loaded>> {
+        let compiled =
+            CompiledModule::load(&self.runtime, component, &manifest.api).map_err(|e| match e {
+                kontor_runtime::error::LoadError::ApiMismatch { needed, offered } => Error::new(
+                    Code::ModuleApiMismatch,
+                    format!(
+                        "module {} {} needs API {needed}, this host offers {offered}",
+                        manifest.id, manifest.version
+                    ),
+                ),
+                other => Error::new(
+                    Code::ModulePackageRefused,
+                    format!("module {}: {other}", manifest.id),
+                ),
+            })?;
+        Ok(Arc::new(Loaded {
+            manifest,
+            compiled,
+            calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }))
+    }
+
+    /// Serve a compiled module (replacing an older version of it).
+    pub fn activate(&self, loaded: Arc<Loaded>) {
+        for p in &loaded.manifest.permissions {
+            self.permissions.register(PermissionDef {
+                name: p.name.clone(),
+                description: p.description.clone(),
+                source: loaded.manifest.id.clone(),
+                default_roles: p.default_roles.clone(),
+            });
+        }
+        if let Ok(mut map) = self.loaded.write() {
+            map.insert(loaded.manifest.id.clone(), loaded);
+        }
+    }
+
+    /// Compile and serve.
+    pub fn load(&self, manifest: Manifest, component: &[u8]) -> Result<Arc<Loaded>> {
+        let loaded = self.compile(manifest, component)?;
+        self.activate(loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Stop serving a module in this process.
+    pub fn unload(&self, id: &str) {
+        if let Ok(mut map) = self.loaded.write() {
+            map.remove(id);
+        }
+    }
+
+    /// A loaded module.
+    pub fn get(&self, id: &str) -> Option<Arc<Loaded>> {
+        self.loaded.read().ok()?.get(id).cloned()
+    }
+
+    /// Ids of the loaded modules.
+    pub fn ids(&self) -> Vec<String> {
+        self.loaded
+            .read()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every loaded module.
+    pub fn all(&self) -> Vec<Arc<Loaded>> {
+        self.loaded
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Loaded modules subscribed to event `name`.
+    pub fn subscribers(&self, name: &str) -> Vec<Arc<Loaded>> {
+        self.all()
+            .into_iter()
+            .filter(|m| m.manifest.events.iter().any(|e| e.name == name))
+            .collect()
+    }
+
+    /// Loaded modules running filter `hook`, in priority order (lower first).
+    pub fn filters(&self, hook: &str) -> Vec<Arc<Loaded>> {
+        let mut list: Vec<(i32, Arc<Loaded>)> = self
+            .all()
+            .into_iter()
+            .filter_map(|m| {
+                let p = m
+                    .manifest
+                    .filters
+                    .iter()
+                    .find(|f| f.hook == hook)
+                    .map(|f| f.priority)?;
+                Some((p, m))
+            })
+            .collect();
+        list.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| a.1.manifest.id.cmp(&b.1.manifest.id))
+        });
+        list.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// The clock of the host.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    fn caps(&self, module: &Arc<Loaded>, tenant: &TenantId) -> Arc<HostCaps> {
+        Arc::new(HostCaps::new(
+            self.db.clone(),
+            self.clock.clone(),
+            tenant.clone(),
+            module.clone(),
+        ))
+    }
+
+    fn deadline(&self, kind: Kind) -> std::time::Duration {
+        match kind {
+            Kind::Http => self.deadlines.http,
+            Kind::Filter => self.deadlines.filter,
+            Kind::Event => self.deadlines.event,
+            Kind::Job => self.deadlines.job,
+        }
+    }
+
+    /// Turn a failed call into the core's error, count it and log it with
+    /// the module id and an error id.
+    async fn failed(&self, module: &Loaded, err: CallError) -> Error {
+        module.failures.fetch_add(1, Ordering::Relaxed);
+        let error_id = uuid::Uuid::new_v4().simple().to_string();
+        tracing::error!(module = %module.manifest.id, error_id = %error_id, error = %err, "module call failed");
+        let now = self.clock.now_ms();
+        let message: String = err.to_string().chars().take(500).collect();
+        if let Err(e) = sqlx::query(
+            "UPDATE modules SET failures = failures + 1, last_error = $2, last_failure_at = $3 WHERE id = $1",
+        )
+        .bind(&module.manifest.id)
+        .bind(&message)
+        .bind(now)
+        .execute(self.db.pool())
+        .await
+        {
+            tracing::warn!(error = %e, "could not record module health");
+        }
+        let code = match err {
+            CallError::Timeout(_) => Code::ModuleTimeout,
+            _ => Code::ModuleFailed,
+        };
+        Error::new(
+            code,
+            format!(
+                "module {} failed ({err}); reference {error_id} in the server log",
+                module.manifest.id
+            ),
+        )
+        .with_details(serde_json::json!({ "module": module.manifest.id, "error_id": error_id }))
+    }
+
+    /// Call a module route.
+    pub async fn handle_http(
+        &self,
+        module: &Arc<Loaded>,
+        tenant: &TenantId,
+        req: HttpRequest,
+    ) -> Result<HttpResponse> {
+        module.calls.fetch_add(1, Ordering::Relaxed);
+        let call = Call::new(
+            &module.compiled,
+            self.caps(module, tenant),
+            self.deadline(Kind::Http),
+        );
+        match call.handle_http(req).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.failed(module, e).await),
+        }
+    }
+
+    /// Render a module page.
+    pub async fn render_page(
+        &self,
+        module: &Arc<Loaded>,
+        tenant: &TenantId,
+        req: HttpRequest,
+    ) -> Result<std::result::Result<Page, String>> {
+        module.calls.fetch_add(1, Ordering::Relaxed);
+        let call = Call::new(
+            &module.compiled,
+            self.caps(module, tenant),
+            self.deadline(Kind::Http),
+        );
+        match call.render_page(req).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.failed(module, e).await),
+        }
+    }
+
+    /// Deliver an event; `Err` asks the queue to retry.
+    pub async fn deliver(
+        &self,
+        module: &Arc<Loaded>,
+        tenant: &TenantId,
+        event: Event,
+    ) -> Result<std::result::Result<(), String>> {
+        module.calls.fetch_add(1, Ordering::Relaxed);
+        let call = Call::new(
+            &module.compiled,
+            self.caps(module, tenant),
+            self.deadline(Kind::Event),
+        );
+        match call.on_event(event).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.failed(module, e).await),
+        }
+    }
+
+    /// Run a scheduled job.
+    pub async fn run_job(
+        &self,
+        module: &Arc<Loaded>,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<std::result::Result<(), String>> {
+        module.calls.fetch_add(1, Ordering::Relaxed);
+        let call = Call::new(
+            &module.compiled,
+            self.caps(module, tenant),
+            self.deadline(Kind::Job),
+        );
+        match call.run_job(name).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.failed(module, e).await),
+        }
+    }
+
+    /// Run one module's filter.
+    pub async fn filter(
+        &self,
+        module: &Arc<Loaded>,
+        tenant: &TenantId,
+        hook: &str,
+        payload: &str,
+    ) -> Result<FilterResult> {
+        module.calls.fetch_add(1, Ordering::Relaxed);
+        let call = Call::new(
+            &module.compiled,
+            self.caps(module, tenant),
+            self.deadline(Kind::Filter),
+        );
+        match call.filter(hook, payload).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.failed(module, e).await),
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! The registry of installed modules: install, upgrade, enable, disable,
+//! uninstall, list — in the database, with dependencies resolved before
+//! anything changes and every change in one transaction.
+
+use serde::Serialize;
+
+use super::deps::{self, Graph, Installed};
+use super::host::{Health, ModuleHost};
+use super::manifest::Manifest;
+use crate::config::Mode;
+use crate::db::Db;
+use crate::error::{Code, Error, Result};
+
+/// Where a module's component comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Built into this binary (trusted as part of it).
+    Bundled,
+    /// An uploaded, verified package stored in `module_packages`.
+    Package,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Bundled => "bundled",
+            Source::Package => "package",
+        }
+    }
+}
+
+/// An installed module as the API lists it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ModuleInfo {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Installed version.
+    pub version: String,
+    /// Publisher.
+    pub publisher: String,
+    /// `enabled` or `disabled`.
+    pub state: String,
+    /// `bundled` or `package`.
+    pub source: String,
+    /// Contract requirement.
+    pub api: String,
+    /// Failed calls recorded since install.
+    pub failures: i64,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+    /// Live counts of this process, when loaded.
+    pub health: Option<Health>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    version: String,
+    state: String,
+    source: String,
+    manifest: String,
+    failures: i64,
+    last_error: Option<String>,
+}
+
+async fn rows(db: &Db) -> Result<Vec<Row>> {
+    Ok(sqlx::query_as::<_, Row>(
+        "SELECT id, version, state, source, manifest, failures, last_error FROM modules ORDER BY id",
+    )
+    .fetch_all(db.pool())
+    .await?)
+}
+
+fn parse(row: &Row) -> Result<Manifest> {
+    Manifest::parse(&format!("{}/module.toml", row.id), &row.manifest)
+        .map_err(|e| Error::internal(format!("stored manifest of {} is invalid: {e}", row.id)))
+}
+
+/// The installed modules as a dependency graph.
+pub async fn graph(db: &Db) -> Result<Graph> {
+    let mut g = Graph::new();
+    for row in rows(db).await? {
+        g.insert(
+            row.id.clone(),
+            Installed {
+                manifest: parse(&row)?,
+                enabled: row.state == "enabled",
+            },
+        );
+    }
+    Ok(g)
+}
+
+/// Every installed module.
+pub async fn list(db: &Db, host: &ModuleHost) -> Result<Vec<ModuleInfo>> {
+    let mut out = Vec::new();
+    for row in rows(db).await? {
+        let m = parse(&row)?;
+        out.push(ModuleInfo {
+            health: host.get(&row.id).map(|l| l.health()),
+            id: row.id,
+            name: m.name,
+            version: row.version,
+            publisher: m.publisher,
+            state: row.state,
+            source: row.source,
+            api: m.api.to_string(),
+            failures: row.failures,
+            last_error: row.last_error,
+        });
+    }
+    Ok(out)
+}
+
+/// The component bytes of an installed module.
+async fn component(db: &Db, id: &str, version: &str, source: &str) -> Result<Vec<u8>> {
+    if source == Source::Bundled.as_str() {
+        for (text, wasm) in kontor_runtime::bundled::ALL {
+            if let Ok(m) = Manifest::parse("module.toml", text) {
+                if m.id == id {
+                    return Ok(wasm.to_vec());
+                }
+            }
+        }
+        return Err(Error::internal(format!(
+            "bundled module {id} is not in this binary"
+        )));
+    }
+    let package: Vec<u8> = sqlx::query_scalar(
+        "SELECT package FROM module_packages WHERE module_id = $1 AND version = $2",
+    )
+    .bind(id)
+    .bind(version)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or_else(|| Error::internal(format!("package of {id} {version} is missing")))?;
+    // Verified when it was installed; stored packages are read back as they are.
+    let opened = super::package::open(
+        &package,
+        &super::trust::TrustStore::empty(),
+        super::package::OpenOptions { dev: true },
+    )
+    .map_err(|e| Error::internal(format!("stored package of {id} {version}: {e}")))?;
+    Ok(opened.component)
+}
+
+/// Load every enabled module into `host` (at start). A module that fails to
+/// load is logged and skipped: one broken module never stops the host.
+pub async fn load_enabled(db: &Db, host: &ModuleHost) -> Result<()> {
+    for row in rows(db).await? {
+        if row.state != "enabled" {
+            continue;
+        }
+        let result = async {
+            let manifest = parse(&row)?;
+            let bytes = component(db, &row.id, &row.version, &row.source).await?;
+            host.load(manifest, &bytes)
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::error!(module = %row.id, error = %e, "module not loaded");
+        }
+    }
+    Ok(())
+}
+
+/// A module version to install.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    /// Its manifest.
+    pub manifest: &'a Manifest,
+    /// The component bytes.
+    pub component: &'a [u8],
+    /// Where it comes from.
+    pub source: Source,
+    /// The verified package, kept so every process can load it.
+    pub package: Option<&'a [u8]>,
+}
+
+/// Install (or upgrade to) a candidate, enabled, in one transaction, after
+/// resolving dependencies and compiling it; on any failure the previous
+/// version stays active.
+pub async fn install(
+    db: &Db,
+    host: &ModuleHost,
+    mode: Mode,
+    candidate: Candidate<'_>,
+    now: i64,
+) -> Result<ModuleInfo> {
+    let Candidate {
+        manifest,
+        component,
+        source,
+        package,
+    } = candidate;
+    let manifest = manifest.clone();
+    let g = graph(db).await?;
+    match g.get(&manifest.id) {
+        Some(old) if old.manifest.version == manifest.version => {
+            return Err(Error::new(
+                Code::ModuleAlreadyInstalled,
+                format!(
+                    "module {} {} is already installed",
+                    manifest.id, manifest.version
+                ),
+            ))
+        }
+        Some(_) => deps::check_version_change(&g, &manifest)?,
+        None => deps::check_enable(&g, &manifest)?,
+    }
+    // Compile before touching the database: a component that does not load
+    // changes nothing, and the old version keeps serving until the new one
+    // is committed.
+    let compiled = host.compile(manifest.clone(), component)?;
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(component));
+    let result = async {
+        let mut tx = db.begin().await?;
+        sqlx::query(
+            "INSERT INTO modules (id, version, state, source, manifest, component_digest, installed_at, updated_at) \
+             VALUES ($1, $2, 'enabled', $3, $4, $5, $6, $6) \
+             ON CONFLICT (id) DO UPDATE SET version = excluded.version, state = 'enabled', source = excluded.source, \
+             manifest = excluded.manifest, component_digest = excluded.component_digest, updated_at = excluded.updated_at",
+        )
+        .bind(&manifest.id)
+        .bind(manifest.version.to_string())
+        .bind(source.as_str())
+        .bind(manifest_text(&manifest)?)
+        .bind(&digest)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(bytes) = package {
+            sqlx::query(
+                "INSERT INTO module_packages (module_id, version, package, stored_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (module_id, version) DO UPDATE SET package = excluded.package, stored_at = excluded.stored_at",
+            )
+            .bind(&manifest.id)
+            .bind(manifest.version.to_string())
+            .bind(bytes.to_vec())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if g.contains_key(&manifest.id) {
+            // An upgrade may declare other indexes: refill them with the change.
+            super::records::reindex_tx(&mut tx, &manifest.id, &manifest.collections).await?;
+        }
+        crate::audit::record_tx(
+            &mut tx,
+            &crate::audit::AuditEvent::new("module.installed")
+                .target("module", &manifest.id)
+                .data(serde_json::json!({ "version": manifest.version.to_string(), "source": source.as_str() })),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<(), Error>(())
+    }
+    .await;
+    result?;
+    host.activate(compiled);
+    register_permissions(db, &manifest, now).await?;
+    if mode == Mode::SelfHosted {
+        super::entitlements::grant_trials(db, manifest.entitlement_key(), now).await?;
+    }
+    list(db, host)
+        .await?
+        .into_iter()
+        .find(|m| m.id == manifest.id)
+        .ok_or_else(|| Error::not_found("module"))
+}
+
+async fn component_of_loaded(db: &Db, m: &Manifest) -> Result<Vec<u8>> {
+    let source: String = sqlx::query_scalar("SELECT source FROM modules WHERE id = $1")
+        .bind(&m.id)
+        .fetch_one(db.pool())
+        .await?;
+    component(db, &m.id, &m.version.to_string(), &source).await
+}
+
+/// The manifest as stored: TOML text.
+fn manifest_text(m: &Manifest) -> Result<String> {
+    toml::to_string(m).map_err(Error::internal)
+}
+
+/// Give the module's permissions to their default roles in every tenant
+/// (rows that already exist are left as admins set them).
+async fn register_permissions(db: &Db, m: &Manifest, _now: i64) -> Result<()> {
+    for p in &m.permissions {
+        for role in &p.default_roles {
+            sqlx::query(
+                "INSERT INTO role_permissions (tenant_id, role, permission) SELECT id, $1, $2 FROM tenants \
+                 WHERE TRUE ON CONFLICT DO NOTHING",
+            )
+            .bind(role.as_str())
+            .bind(&p.name)
+            .execute(db.pool())
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Install the modules built into this binary that are missing or older.
+pub async fn sync_bundled(db: &Db, host: &ModuleHost, mode: Mode, now: i64) -> Result<()> {
+    let g = graph(db).await?;
+    for (text, wasm) in kontor_runtime::bundled::ALL {
+        let manifest = Manifest::parse("bundled module.toml", text).map_err(Error::internal)?;
+        let newer = g
+            .get(&manifest.id)
+            .is_none_or(|i| i.manifest.version < manifest.version);
+        if newer {
+            let candidate = Candidate {
+                manifest: &manifest,
+                component: wasm,
+                source: Source::Bundled,
+                package: None,
+            };
+            if let Err(e) = install(db, host, mode, candidate, now).await {
+                tracing::error!(module = %manifest.id, error = %e, "bundled module not installed");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Enable an installed module (dependencies must be enabled).
+pub async fn enable(db: &Db, host: &ModuleHost, id: &str, now: i64) -> Result<()> {
+    let g = graph(db).await?;
+    let installed = g.get(id).ok_or_else(|| {
+        Error::new(
+            Code::ModuleNotFound,
+            format!("module {id} is not installed"),
+        )
+    })?;
+    deps::check_enable(&g, &installed.manifest)?;
+    let bytes = component_of_loaded(db, &installed.manifest).await?;
+    host.load(installed.manifest.clone(), &bytes)?;
+    set_state(db, id, "enabled", now).await
+}
+
+/// Disable a module; refused while an enabled module needs it. Its data stays.
+pub async fn disable(db: &Db, host: &ModuleHost, id: &str, now: i64) -> Result<()> {
+    let g = graph(db).await?;
+    if !g.contains_key(id) {
+        return Err(Error::new(
+            Code::ModuleNotFound,
+            format!("module {id} is not installed"),
+        ));
+    }
+    deps::check_disable(&g, id)?;
+    set_state(db, id, "disabled", now).await?;
+    host.unload(id);
+    Ok(())
+}
+
+async fn set_state(db: &Db, id: &str, state: &str, now: i64) -> Result<()> {
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE modules SET state = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(state)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    crate::audit::record_tx(
+        &mut tx,
+        &crate::audit::AuditEvent::new(&format!("module.{state}")).target("module", id),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Remove a module. Its records stay unless `purge` is asked for.
+pub async fn uninstall(db: &Db, host: &ModuleHost, id: &str, purge: bool, now: i64) -> Result<()> {
+    let g = graph(db).await?;
+    if !g.contains_key(id) {
+        return Err(Error::new(
+            Code::ModuleNotFound,
+            format!("module {id} is not installed"),
+        ));
+    }
+    deps::check_disable(&g, id)?;
+    let mut tx = db.begin().await?;
+    for sql in [
+        "DELETE FROM modules WHERE id = $1",
+        "DELETE FROM module_packages WHERE module_id = $1",
+    ] {
+        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+    }
+    crate::audit::record_tx(
+        &mut tx,
+        &crate::audit::AuditEvent::new("module.uninstalled")
+            .target("module", id)
+            .data(serde_json::json!({ "purge": purge })),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    host.unload(id);
+    if purge {
+        super::records::purge(db, None, id).await?;
+    }
+    Ok(())
+}
+
+/// Give every tenant a trial of every installed module it has no
+/// entitlement for yet (self-hosted: a tenant made after the install).
+pub async fn grant_trials_for_installed(db: &Db, now: i64) -> Result<()> {
+    for (_, installed) in graph(db).await? {
+        super::entitlements::grant_trials(db, installed.manifest.entitlement_key(), now).await?;
+    }
+    Ok(())
+}
+
+/// The trust store of this install: the built-in publisher keys (the dev
+/// key only with `--dev`) and the keys an admin added.
+pub async fn trust_store(db: &Db, dev: bool) -> Result<super::trust::TrustStore> {
+    let mut store = super::trust::TrustStore::builtin(dev);
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT key_id, publisher, public_key FROM module_trusted_keys ORDER BY key_id",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    for (key_id, publisher, public_key) in rows {
+        if let Err(e) = store.add(&key_id, &publisher, &public_key) {
+            tracing::warn!(key_id, error = %e, "ignoring an unusable trusted key");
+        }
+    }
+    Ok(store)
+}
+
+/// Verify a `.kmod` package against the trust store and install it.
+pub async fn install_package(
+    db: &Db,
+    host: &ModuleHost,
+    config: &crate::config::Config,
+    bytes: &[u8],
+    now: i64,
+) -> Result<ModuleInfo> {
+    let trust = trust_store(db, config.dev).await?;
+    let package = super::package::open(
+        bytes,
+        &trust,
+        super::package::OpenOptions { dev: config.dev },
+    )
+    .map_err(|e| {
+        Error::new(Code::ModulePackageRefused, e.to_string())
+            .with_details(serde_json::json!({ "reason": e.code() }))
+    })?;
+    let candidate = Candidate {
+        manifest: &package.manifest,
+        component: &package.component,
+        source: Source::Package,
+        package: Some(bytes),
+    };
+    install(db, host, config.mode, candidate, now).await
+}

@@ -1,0 +1,270 @@
+//! Modules in the running host, with the real `hello` component built from
+//! `modules/`: install → entitle → route → event → record → job → page,
+//! filters, permissions and entitlement refusals.
+
+use kontor::jobs::worker::{self, Handlers};
+use kontor::modules::manifest::Manifest;
+use kontor::modules::registry::{self, Source};
+use kontor::modules::{entitlements, events};
+use reqwest::{header, Method, StatusCode};
+use serde_json::json;
+
+use crate::both;
+use crate::common::{assert_error, TestApp};
+
+async fn tenant_of(app: &TestApp, user_id: &str) -> kontor::ids::TenantId {
+    let t: String = sqlx::query_scalar("SELECT tenant_id FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_one(app.state.db().pool())
+        .await
+        .unwrap();
+    kontor::ids::TenantId::from_trusted(t)
+}
+
+/// Install the bundled hello module and entitle the owner's tenant.
+pub async fn install_hello(app: &TestApp) {
+    let (text, wasm) = kontor_runtime::bundled::HELLO;
+    let manifest = Manifest::parse("hello/module.toml", text).unwrap();
+    let now = app.state.now_ms();
+    let candidate = registry::Candidate {
+        manifest: &manifest,
+        component: wasm,
+        source: Source::Bundled,
+        package: None,
+    };
+    registry::install(
+        app.state.db(),
+        app.state.modules(),
+        app.mode,
+        candidate,
+        now,
+    )
+    .await
+    .unwrap();
+    let tenant = tenant_of(app, &app.owner.user_id).await;
+    entitlements::grant(app.state.db(), &tenant, "hello", "manual", None, now)
+        .await
+        .unwrap();
+}
+
+/// Fan out the outbox and run every runnable job, as the background loops do.
+async fn drain(app: &TestApp) {
+    let db = app.state.db();
+    let clock: kontor::clock::SharedClock = app.clock.clone();
+    let mut handlers = Handlers::core(db.clone(), clock.clone());
+    kontor::modules::jobs::register(
+        &mut handlers,
+        app.state.modules().clone(),
+        db.clone(),
+        clock.clone(),
+    );
+    loop {
+        let dispatched = events::dispatch(db, app.state.modules(), app.state.now_ms(), 100)
+            .await
+            .unwrap();
+        let mut ran = false;
+        while worker::run_once(db, &clock, &handlers, "test")
+            .await
+            .unwrap()
+        {
+            ran = true;
+        }
+        if dispatched == 0 && !ran {
+            break;
+        }
+    }
+}
+
+both!(
+    hello_route_event_record_job_and_page_work_end_to_end,
+    |app| {
+        install_hello(&app).await;
+        let (status, body) = app
+            .call(
+                Method::GET,
+                "/api/v1/hello/greeting?name=Ada",
+                Some(&app.owner),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body, json!({"greeting": "Hello, Ada"}));
+
+        let id = app
+            .customer(&app.owner, json!({"company": "Event Test AG"}))
+            .await;
+        drain(&app).await;
+        let (status, seen) = app
+            .call(Method::GET, "/api/v1/hello/seen", Some(&app.owner), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{seen}");
+        let items = seen["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{seen}");
+        assert_eq!(items[0]["customer_id"], id.as_str());
+        assert_eq!(items[0]["name"], "Event Test AG");
+
+        // The tick job: first sight starts the clock, the next slot runs it once.
+        let now = app.state.now_ms();
+        assert_eq!(
+            kontor::modules::jobs::schedule_due(app.state.db(), app.state.modules(), now)
+                .await
+                .unwrap(),
+            0
+        );
+        app.clock.advance(time::Duration::hours(3));
+        let now = app.state.now_ms();
+        assert_eq!(
+            kontor::modules::jobs::schedule_due(app.state.db(), app.state.modules(), now)
+                .await
+                .unwrap(),
+            1,
+            "a missed schedule runs once, not once per missed slot"
+        );
+        assert_eq!(
+            kontor::modules::jobs::schedule_due(app.state.db(), app.state.modules(), now)
+                .await
+                .unwrap(),
+            0
+        );
+        drain(&app).await;
+        let (_, seen) = app
+            .call(Method::GET, "/api/v1/hello/seen", Some(&app.owner), None)
+            .await;
+        assert!(
+            seen["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["ticks"] == 1),
+            "{seen}"
+        );
+
+        let page = app
+            .raw(Method::GET, "/app/hello/", None)
+            .header(
+                header::COOKIE,
+                format!("kontor_session={}", app.owner.token),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        assert!(
+            html.contains("This page comes from the hello module"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<nav") || html.contains("layout"),
+            "rendered inside the core layout"
+        );
+
+        let (status, list) = app
+            .call(Method::GET, "/api/v1/modules", Some(&app.owner), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(list[0]["id"], "hello");
+        assert!(list[0]["health"]["calls"].as_u64().unwrap() >= 4, "{list}");
+    }
+);
+
+both!(module_routes_check_permission_and_entitlement, |app| {
+    install_hello(&app).await;
+    let reseller = app.user(&app.owner, "reseller", None).await;
+    let (status, body) = app
+        .call(Method::GET, "/api/v1/hello/greeting", Some(&reseller), None)
+        .await;
+    assert_error(status, &body, 403, "forbidden");
+    assert_eq!(body["error"]["details"]["permission"], "hello.view");
+    let staff = app.user(&app.owner, "staff", None).await;
+    let (status, _) = app
+        .call(Method::GET, "/api/v1/hello/greeting", Some(&staff), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "staff get hello.view by default");
+
+    let other = app.new_tenant("Not entitled").await;
+    let (status, body) = app
+        .call(Method::GET, "/api/v1/hello/greeting", Some(&other), None)
+        .await;
+    assert_error(status, &body, 403, "module_not_entitled");
+    let (status, body) = app
+        .call(Method::GET, "/api/v1/hello/nope", Some(&app.owner), None)
+        .await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, body) = app
+        .call(
+            Method::GET,
+            "/api/v1/nosuchmodule/x",
+            Some(&app.owner),
+            None,
+        )
+        .await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, _) = app
+        .call(Method::GET, "/api/v1/hello/greeting", None, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Events of a tenant that is not entitled never reach the module.
+    app.customer(&other, json!({"company": "Unseen AG"})).await;
+    drain(&app).await;
+    let (_, seen) = app
+        .call(Method::GET, "/api/v1/hello/seen", Some(&app.owner), None)
+        .await;
+    assert!(!seen.to_string().contains("Unseen"), "{seen}");
+});
+
+both!(a_filter_can_refuse_a_customer_save, |app| {
+    install_hello(&app).await;
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&app.owner),
+            Some(json!({"company": "Forbidden"})),
+        )
+        .await;
+    assert_error(status, &body, 422, "validation_failed");
+    assert_eq!(
+        body["error"]["message"],
+        "The hello module does not allow this company name."
+    );
+    assert_eq!(body["error"]["details"]["module"], "hello");
+    let (_, page) = app
+        .call(Method::GET, "/api/v1/customers", Some(&app.owner), None)
+        .await;
+    assert_eq!(page["items"], json!([]));
+    app.customer(&app.owner, json!({"company": "Allowed AG"}))
+        .await;
+});
+
+both!(disabling_stops_routes_and_keeps_data, |app| {
+    install_hello(&app).await;
+    app.customer(&app.owner, json!({"company": "Kept AG"}))
+        .await;
+    drain(&app).await;
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/modules/hello/disable",
+            Some(&app.owner),
+            None,
+        )
+        .await;
+    assert_error(status, &body, 409, "wrong_mode");
+    let now = app.state.now_ms();
+    registry::disable(app.state.db(), app.state.modules(), "hello", now)
+        .await
+        .unwrap();
+    let (status, _) = app
+        .call(Method::GET, "/api/v1/hello/seen", Some(&app.owner), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    registry::enable(app.state.db(), app.state.modules(), "hello", now)
+        .await
+        .unwrap();
+    let (_, seen) = app
+        .call(Method::GET, "/api/v1/hello/seen", Some(&app.owner), None)
+        .await;
+    assert!(seen.to_string().contains("Kept AG"), "{seen}");
+});

@@ -1,0 +1,50 @@
+//! `kontor-module`: the module developer's tool. Make a publisher key, pack
+//! a built module into a `.kmod`, sign it, and look inside one — with the
+//! same code the server uses to open packages (`kontor::modules::package`).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod include;
+mod inspect;
+mod keygen;
+mod pack;
+mod sign;
+
+/// Package, sign and inspect Kontor modules.
+#[derive(Debug, Parser)]
+#[command(name = "kontor-module", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Make a publisher signing key: `<key_id>.key` (secret) and `<key_id>.pub`.
+    Keygen(keygen::Args),
+    /// Pack a manifest, a built component and extra files into a `.kmod`.
+    Pack(pack::Args),
+    /// Sign a `.kmod` in place (replacing an earlier signature).
+    Sign(sign::Args),
+    /// Show what a `.kmod` holds and whether its signature is trusted.
+    Inspect(inspect::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keygen(args) => keygen::run(args),
+        Command::Pack(args) => pack::run(args),
+        Command::Sign(args) => sign::run(args),
+        Command::Inspect(args) => inspect::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
