@@ -45,6 +45,14 @@ pub mod bundled {
 /// components, e.g. `faults.wasm` via [`test_guest`].
 pub const TEST_GUEST_DIR: &str = env!("OUT_DIR");
 
+/// The manifest text of a test guest by id (`faults`).
+pub fn test_guest_manifest(id: &str) -> std::io::Result<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../modules/testing")
+        .join(id);
+    std::fs::read_to_string(dir.join("module.toml"))
+}
+
 /// The bytes of a test guest component by id (`faults`).
 pub fn test_guest(id: &str) -> std::io::Result<Vec<u8>> {
     std::fs::read(std::path::Path::new(TEST_GUEST_DIR).join(format!("{id}.wasm")))

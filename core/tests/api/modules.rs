@@ -268,3 +268,179 @@ both!(disabling_stops_routes_and_keeps_data, |app| {
         .await;
     assert!(seen.to_string().contains("Kept AG"), "{seen}");
 });
+
+/// Install the faults test module and entitle the owner's tenant.
+async fn install_faults(app: &TestApp) {
+    let text = kontor_runtime::test_guest_manifest("faults").unwrap();
+    let wasm = kontor_runtime::test_guest("faults").unwrap();
+    let manifest = Manifest::parse("faults/module.toml", &text).unwrap();
+    let now = app.state.now_ms();
+    let candidate = registry::Candidate {
+        manifest: &manifest,
+        component: &wasm,
+        source: Source::Bundled,
+        package: None,
+    };
+    // Bundled source: the test guest is not in the binary, so only this process loads it.
+    registry::install(
+        app.state.db(),
+        app.state.modules(),
+        app.mode,
+        candidate,
+        now,
+    )
+    .await
+    .unwrap();
+    let tenant = tenant_of(app, &app.owner.user_id).await;
+    entitlements::grant(app.state.db(), &tenant, "faults", "manual", None, now)
+        .await
+        .unwrap();
+}
+
+both!(
+    module_faults_end_one_call_with_an_error_id_and_the_host_keeps_serving,
+    |app| {
+        install_faults(&app).await;
+        install_hello(&app).await;
+        let owner = app.owner.clone();
+        let base = app.base.clone();
+        let looping = {
+            let http = app.http.clone();
+            let token = owner.token.clone();
+            tokio::spawn(async move {
+                let res = http
+                    .get(format!("{base}/api/v1/faults/loop"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap();
+                (res.status(), res.json::<serde_json::Value>().await.unwrap())
+            })
+        };
+        // While the module loops, the host answers.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let (status, _) = app.call(Method::GET, "/health", None, None).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = app
+            .call(Method::GET, "/api/v1/hello/greeting", Some(&owner), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "other modules keep serving");
+        let (status, body) = looping.await.unwrap();
+        assert_error(status, &body, 504, "module_timeout");
+        assert!(body["error"]["details"]["error_id"].is_string());
+
+        for (path, code) in [
+            ("/api/v1/faults/trap", 500),
+            ("/api/v1/faults/membomb", 500),
+            ("/api/v1/faults/huge", 500),
+        ] {
+            let (status, body) = app.call(Method::GET, path, Some(&owner), None).await;
+            assert_error(status, &body, code, "module_failed");
+            assert_eq!(body["error"]["details"]["module"], "faults");
+        }
+        let (status, body) = app
+            .call(Method::GET, "/api/v1/faults/ok", Some(&owner), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (_, list) = app
+            .call(Method::GET, "/api/v1/modules", Some(&owner), None)
+            .await;
+        let faults = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == "faults")
+            .unwrap()
+            .clone();
+        assert_eq!(faults["failures"], 4, "{faults}");
+        assert!(
+            faults["last_error"].as_str().unwrap().contains("limit"),
+            "{faults}"
+        );
+    }
+);
+
+both!(
+    modules_cannot_read_other_modules_or_tenants_records_through_the_imports,
+    |app| {
+        install_hello(&app).await;
+        install_faults(&app).await;
+        let id = app
+            .customer(&app.owner, json!({"company": "Private To Hello AG"}))
+            .await;
+        drain(&app).await;
+        // hello wrote seen/{id}; faults asks for the same collection and id.
+        let (status, body) = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/faults/records/get?collection=seen&id={id}"),
+                Some(&app.owner),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            body["record"],
+            serde_json::Value::Null,
+            "module B sees nothing of module A"
+        );
+        // faults writes its own record in tenant A; tenant B (entitled too) cannot see it.
+        let res = app
+            .raw(
+                Method::POST,
+                "/api/v1/faults/records/put?collection=seen&id=shared",
+                Some(&app.owner),
+            )
+            .body(r#"{"name":"tenant A secret"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let b = app.new_tenant("B").await;
+        let tenant_b = tenant_of(&app, &b.user_id).await;
+        entitlements::grant(
+            app.state.db(),
+            &tenant_b,
+            "faults",
+            "manual",
+            None,
+            app.state.now_ms(),
+        )
+        .await
+        .unwrap();
+        let (status, body) = app
+            .call(
+                Method::GET,
+                "/api/v1/faults/records/get?collection=seen&id=shared",
+                Some(&b),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            body["record"],
+            serde_json::Value::Null,
+            "tenant B sees nothing of tenant A"
+        );
+        let (_, body) = app
+            .call(
+                Method::GET,
+                "/api/v1/faults/records/get?collection=seen&id=shared",
+                Some(&app.owner),
+                None,
+            )
+            .await;
+        assert!(body["record"].as_str().unwrap().contains("tenant A secret"));
+        // An undeclared collection is refused.
+        let (status, body) = app
+            .call(
+                Method::GET,
+                "/api/v1/faults/records/get?collection=notes&id=x",
+                Some(&app.owner),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.to_string().contains("UnknownCollection"), "{body}");
+    }
+);
