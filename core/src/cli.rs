@@ -47,8 +47,61 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Manage modules (install-wide).
+    Module {
+        /// What to do.
+        #[command(subcommand)]
+        command: ModuleCommand,
+    },
     /// Print the OpenAPI document.
     Openapi,
+}
+
+/// `kontor module ...`
+#[derive(Debug, Subcommand)]
+pub enum ModuleCommand {
+    /// List installed modules.
+    List,
+    /// Install or upgrade a module from a signed `.kmod` package.
+    Install {
+        /// The package file.
+        package: PathBuf,
+    },
+    /// Enable an installed module.
+    Enable {
+        /// Module id.
+        id: String,
+    },
+    /// Disable a module (its data stays).
+    Disable {
+        /// Module id.
+        id: String,
+    },
+    /// Remove a module; its records stay unless `--purge`.
+    Uninstall {
+        /// Module id.
+        id: String,
+        /// Also delete the module's records.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Entitle a tenant to a module by hand (operators; licenses and
+    /// subscriptions do this otherwise).
+    Entitle {
+        /// Module id.
+        id: String,
+        /// Tenant id or slug.
+        #[arg(long)]
+        tenant: String,
+        /// Days until it ends (default: no end).
+        #[arg(long)]
+        days: Option<i64>,
+    },
+    /// Trust a publisher key (a `kontor-public-key:v1:...` file).
+    Trust {
+        /// The public key file.
+        key: PathBuf,
+    },
 }
 
 /// `kontor admin ...`
@@ -231,6 +284,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Module { command } => {
+            let db = open_db(&config).await?;
+            module_command(&db, &config, clock, command).await
+        }
         Command::Openapi => {
             print!("{}", crate::web::openapi::document_json());
             Ok(())
@@ -330,5 +387,87 @@ async fn serve(db: Db, config: Config, clock: SharedClock) -> anyhow::Result<()>
         let _ = background.await;
     }
     db.close().await;
+    Ok(())
+}
+
+async fn module_command(
+    db: &Db,
+    config: &Config,
+    clock: SharedClock,
+    command: ModuleCommand,
+) -> anyhow::Result<()> {
+    use crate::modules::{entitlements, registry};
+    let cache = Some(config.data_dir.join("cache").join("modules"));
+    let host = crate::modules::host::ModuleHost::new(
+        db.clone(),
+        clock.clone(),
+        PermissionRegistry::default(),
+        cache,
+    )?;
+    let now = clock.now_ms();
+    match command {
+        ModuleCommand::List => {
+            for m in registry::list(db, &host).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\tfailures={}",
+                    m.id, m.version, m.state, m.source, m.failures
+                );
+            }
+        }
+        ModuleCommand::Install { package } => {
+            let bytes = std::fs::read(&package)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", package.display()))?;
+            let info = registry::install_package(db, &host, config, &bytes, now).await?;
+            println!("installed {} {} (enabled)", info.id, info.version);
+        }
+        ModuleCommand::Enable { id } => {
+            registry::enable(db, &host, &id, now).await?;
+            println!("enabled {id}");
+        }
+        ModuleCommand::Disable { id } => {
+            registry::disable(db, &host, &id, now).await?;
+            println!("disabled {id}");
+        }
+        ModuleCommand::Uninstall { id, purge } => {
+            registry::uninstall(db, &host, &id, purge, now).await?;
+            println!(
+                "uninstalled {id}{}",
+                if purge {
+                    " and purged its records"
+                } else {
+                    "; its records are kept"
+                }
+            );
+        }
+        ModuleCommand::Entitle { id, tenant, days } => {
+            let t = crate::tenants::find(db, &tenant)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no tenant with id or slug `{tenant}`"))?;
+            let graph = registry::graph(db).await?;
+            let key = graph
+                .get(&id)
+                .map(|m| m.manifest.entitlement_key().to_string())
+                .ok_or_else(|| anyhow::anyhow!("module {id} is not installed"))?;
+            let until = days.map(|d| now + d * 86_400_000);
+            entitlements::grant(
+                db,
+                &crate::ids::TenantId::from_trusted(t.id),
+                &key,
+                "manual",
+                until,
+                now,
+            )
+            .await?;
+            println!("tenant {} is entitled to {id}", t.slug);
+        }
+        ModuleCommand::Trust { key } => {
+            let public = crate::modules::trust::read_public_key(&key)?;
+            registry::add_trusted_key(db, &public, now).await?;
+            println!(
+                "trusted key {} of publisher {}",
+                public.key_id, public.publisher
+            );
+        }
+    }
     Ok(())
 }

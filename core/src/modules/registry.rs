@@ -447,10 +447,7 @@ pub async fn install_package(
         &trust,
         super::package::OpenOptions { dev: config.dev },
     )
-    .map_err(|e| {
-        Error::new(Code::ModulePackageRefused, e.to_string())
-            .with_details(serde_json::json!({ "reason": e.code() }))
-    })?;
+    .map_err(super::package::PackageError::into_api_error)?;
     let candidate = Candidate {
         manifest: &package.manifest,
         component: &package.component,
@@ -458,4 +455,24 @@ pub async fn install_package(
         package: Some(bytes),
     };
     install(db, host, config.mode, candidate, now).await
+}
+
+/// Add a publisher key to the trust store of this install.
+pub async fn add_trusted_key(db: &Db, key: &super::trust::PublisherKey, now: i64) -> Result<()> {
+    // Refuse what the trust store would refuse, before storing it.
+    let mut probe = super::trust::TrustStore::empty();
+    probe
+        .add_key(key)
+        .map_err(|e| Error::invalid("key", e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO module_trusted_keys (key_id, publisher, public_key, added_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (key_id) DO UPDATE SET publisher = excluded.publisher, public_key = excluded.public_key",
+    )
+    .bind(&key.key_id)
+    .bind(&key.publisher)
+    .bind(&key.public_key)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(())
 }

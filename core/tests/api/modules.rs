@@ -444,3 +444,283 @@ both!(
         assert!(body.to_string().contains("UnknownCollection"), "{body}");
     }
 );
+
+mod packages {
+    use super::*;
+    use kontor::modules::{package, trust};
+
+    struct Publisher {
+        key: ed25519_dalek::SigningKey,
+    }
+
+    impl Publisher {
+        async fn trusted(app: &TestApp) -> Publisher {
+            let key = trust::generate_signing_key();
+            let public = trust::PublisherKey::new("acme", &key.verifying_key()).unwrap();
+            registry::add_trusted_key(app.state.db(), &public, app.state.now_ms())
+                .await
+                .unwrap();
+            Publisher { key }
+        }
+
+        fn package(&self, manifest: &str, wasm: &[u8]) -> Vec<u8> {
+            let unsigned = package::pack::<&str, &[u8]>(manifest, wasm, &[]).unwrap();
+            package::sign(&unsigned, &self.key).unwrap()
+        }
+    }
+
+    fn manifest(id: &str, version: &str, api: &str, deps: &[(&str, &str, bool)]) -> String {
+        let (hello, _) = kontor_runtime::bundled::HELLO;
+        let mut text = hello
+            .replacen("id = \"hello\"", &format!("id = \"{id}\""), 1)
+            .replacen(
+                "version = \"0.1.0\"",
+                &format!("version = \"{version}\""),
+                1,
+            )
+            .replacen("publisher = \"kontor\"", "publisher = \"acme\"", 1)
+            .replacen("api = \"^0.1\"", &format!("api = \"{api}\""), 1)
+            .replace("hello.view", &format!("{id}.view"));
+        for (dep, req, optional) in deps {
+            text.push_str(&format!(
+                "\n[[dependencies]]\nid = \"{dep}\"\nversion = \"{req}\"\noptional = {optional}\n"
+            ));
+        }
+        text
+    }
+
+    async fn install(app: &TestApp, bytes: &[u8]) -> Result<registry::ModuleInfo, kontor::Error> {
+        registry::install_package(
+            app.state.db(),
+            app.state.modules(),
+            app.state.config(),
+            bytes,
+            app.state.now_ms(),
+        )
+        .await
+    }
+
+    fn code(r: Result<registry::ModuleInfo, kontor::Error>) -> (String, String) {
+        let e = r.unwrap_err();
+        (e.code().as_str().to_string(), e.to_string())
+    }
+
+    both!(
+        signed_packages_upgrade_and_a_failing_upgrade_keeps_the_old_version,
+        |app| {
+            let acme = Publisher::trusted(&app).await;
+            let (_, wasm) = kontor_runtime::bundled::HELLO;
+            let tenant = tenant_of(&app, &app.owner.user_id).await;
+            install(
+                &app,
+                &acme.package(&manifest("greeter", "1.0.0", "^0.1", &[]), wasm),
+            )
+            .await
+            .unwrap();
+            entitlements::grant(
+                app.state.db(),
+                &tenant,
+                "greeter",
+                "manual",
+                None,
+                app.state.now_ms(),
+            )
+            .await
+            .unwrap();
+            let (status, body) = app
+                .call(
+                    Method::GET,
+                    "/api/v1/greeter/greeting?name=Bo",
+                    Some(&app.owner),
+                    None,
+                )
+                .await;
+            assert_eq!(
+                (status, body),
+                (StatusCode::OK, json!({"greeting": "Hello, Bo"}))
+            );
+
+            let up = install(
+                &app,
+                &acme.package(&manifest("greeter", "1.1.0", "^0.1", &[]), wasm),
+            )
+            .await
+            .unwrap();
+            assert_eq!(up.version, "1.1.0");
+
+            // 1.2.0's component imports something this host does not provide:
+            // it cannot be loaded, and 1.1.0 stays installed and serving.
+            let broken =
+                wat::parse_str(r#"(component (import "acme:missing/api@1.0.0" (instance)))"#)
+                    .unwrap();
+            let (c, message) = code(
+                install(
+                    &app,
+                    &acme.package(&manifest("greeter", "1.2.0", "^0.1", &[]), &broken),
+                )
+                .await,
+            );
+            assert_eq!(c, "module_package_refused", "{message}");
+            let list = registry::list(app.state.db(), app.state.modules())
+                .await
+                .unwrap();
+            let greeter = list.iter().find(|m| m.id == "greeter").unwrap();
+            assert_eq!(
+                (greeter.version.as_str(), greeter.state.as_str()),
+                ("1.1.0", "enabled")
+            );
+            let (status, _) = app
+                .call(
+                    Method::GET,
+                    "/api/v1/greeter/greeting",
+                    Some(&app.owner),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK);
+
+            // The same version again is a conflict, not a reinstall.
+            let (c, _) = code(
+                install(
+                    &app,
+                    &acme.package(&manifest("greeter", "1.1.0", "^0.1", &[]), wasm),
+                )
+                .await,
+            );
+            assert_eq!(c, "module_already_installed");
+        }
+    );
+
+    both!(
+        tampered_unsigned_and_untrusted_packages_are_refused,
+        |app| {
+            let acme = Publisher::trusted(&app).await;
+            let (_, wasm) = kontor_runtime::bundled::HELLO;
+            let good = acme.package(&manifest("signed", "1.0.0", "^0.1", &[]), wasm);
+            // Flip one byte inside the component's tar entry.
+            let mut tampered = good.clone();
+            let at = tampered.windows(4).position(|w| w == b"\0asm").unwrap() + 100;
+            tampered[at] ^= 0x01;
+            let (c, message) = code(install(&app, &tampered).await);
+            assert_eq!(c, "module_package_refused");
+            assert!(message.contains("signature"), "{message}");
+
+            let unsigned = package::pack::<&str, &[u8]>(
+                &manifest("unsigned", "1.0.0", "^0.1", &[]),
+                wasm,
+                &[],
+            )
+            .unwrap();
+            let e = install(&app, &unsigned).await.unwrap_err();
+            assert_eq!(e.code().as_str(), "module_package_refused");
+            assert!(
+                e.to_string().contains("unsigned") || e.to_string().contains("not signed"),
+                "{e}"
+            );
+            let mut dev = app.state.config().clone();
+            dev.dev = true;
+            registry::install_package(
+                app.state.db(),
+                app.state.modules(),
+                &dev,
+                &unsigned,
+                app.state.now_ms(),
+            )
+            .await
+            .expect("--dev accepts unsigned packages");
+
+            let stranger = Publisher {
+                key: trust::generate_signing_key(),
+            };
+            let (c, _) = code(
+                install(
+                    &app,
+                    &stranger.package(&manifest("stranger", "1.0.0", "^0.1", &[]), wasm),
+                )
+                .await,
+            );
+            assert_eq!(c, "module_package_refused");
+            assert!(registry::list(app.state.db(), app.state.modules())
+                .await
+                .unwrap()
+                .iter()
+                .all(|m| m.id != "stranger" && m.id != "signed"));
+        }
+    );
+
+    both!(
+        dependency_problems_are_refused_each_with_its_code_naming_modules_and_versions,
+        |app| {
+            let acme = Publisher::trusted(&app).await;
+            let (_, wasm) = kontor_runtime::bundled::HELLO;
+            let p = |id: &str, version: &str, api: &str, deps: &[(&str, &str, bool)]| {
+                acme.package(&manifest(id, version, api, deps), wasm)
+            };
+            install(&app, &p("base", "1.4.0", "^0.1", &[]))
+                .await
+                .unwrap();
+
+            let (c, m) = code(
+                install(
+                    &app,
+                    &p("needy", "1.0.0", "^0.1", &[("billing", "^1", false)]),
+                )
+                .await,
+            );
+            assert_eq!(c, "module_dependency_missing");
+            assert!(m.contains("needy") && m.contains("billing ^1"), "{m}");
+
+            let (c, m) =
+                code(install(&app, &p("picky", "1.0.0", "^0.1", &[("base", "^2", false)])).await);
+            assert_eq!(c, "module_dependency_incompatible");
+            assert!(m.contains("base ^2") && m.contains("1.4.0"), "{m}");
+
+            let (c, m) = code(install(&app, &p("future", "1.0.0", "^0.5", &[])).await);
+            assert_eq!(c, "module_api_mismatch");
+            assert!(m.contains("^0.5") && m.contains("0.1.0"), "{m}");
+
+            install(&app, &p("cyc-a", "1.0.0", "^0.1", &[("cyc-b", "^1", true)]))
+                .await
+                .unwrap();
+            let (c, m) = code(
+                install(
+                    &app,
+                    &p("cyc-b", "1.0.0", "^0.1", &[("cyc-a", "^1", false)]),
+                )
+                .await,
+            );
+            assert_eq!(c, "module_dependency_cycle");
+            assert!(m.contains("cyc-b → cyc-a → cyc-b"), "{m}");
+
+            install(
+                &app,
+                &p("addon", "1.0.0", "^0.1", &[("base", "^1.4", false)]),
+            )
+            .await
+            .unwrap();
+            let now = app.state.now_ms();
+            let e = registry::disable(app.state.db(), app.state.modules(), "base", now)
+                .await
+                .unwrap_err();
+            assert_eq!(e.code().as_str(), "module_has_dependents");
+            assert!(e.to_string().contains("addon 1.0.0"), "{e}");
+            let e = registry::uninstall(app.state.db(), app.state.modules(), "base", false, now)
+                .await
+                .unwrap_err();
+            assert_eq!(e.code().as_str(), "module_has_dependents");
+            let (c, m) = code(install(&app, &p("base", "1.3.0", "^0.1", &[])).await);
+            assert_eq!(
+                c, "module_dependency_incompatible",
+                "a downgrade that breaks addon: {m}"
+            );
+            assert!(m.contains("addon") && m.contains("1.3.0"), "{m}");
+            // Once addon is gone, base may go too.
+            registry::uninstall(app.state.db(), app.state.modules(), "addon", false, now)
+                .await
+                .unwrap();
+            registry::disable(app.state.db(), app.state.modules(), "base", now)
+                .await
+                .unwrap();
+        }
+    );
+}
