@@ -211,3 +211,131 @@ async fn demo_serves_ui_and_api_with_sample_data() {
     child.wait().ok();
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Start `kontor serve` on `dir` and wait for `/health`.
+async fn serve(dir: &std::path::Path, port: u16, worker: bool) -> std::process::Child {
+    let child = Command::new(BIN)
+        .arg("serve")
+        .env("KONTOR_DATA_DIR", dir)
+        .env("KONTOR_LISTEN", format!("127.0.0.1:{port}"))
+        .env("KONTOR_RUN_WORKER", if worker { "true" } else { "false" })
+        .env_remove("KONTOR_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    for _ in 0..600 {
+        if http
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("kontor serve never answered /health");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_committed_before_a_crash_is_delivered_once_after_restart() {
+    let dir = temp_dir();
+    let out = Command::new(BIN)
+        .args([
+            "admin",
+            "create",
+            "--email",
+            "crash@example.com",
+            "--password",
+            "long enough password",
+        ])
+        .env("KONTOR_DATA_DIR", &dir)
+        .env_remove("KONTOR_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+
+    // First life: no worker, so the committed event cannot be delivered yet.
+    let mut first = serve(&dir, port, false).await;
+    let login: Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "crash@example.com", "password": "long enough password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_string();
+    let created: Value = http
+        .post(format!("{base}/api/v1/customers"))
+        .bearer_auth(&token)
+        .json(&json!({"company": "Crash Survivor AG"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    first.kill().unwrap(); // SIGKILL: no shutdown, no flushing
+    first.wait().unwrap();
+
+    // Second life: the worker picks the event up from the outbox.
+    let mut second = serve(&dir, port, true).await;
+    let mut seen = Value::Null;
+    for _ in 0..300 {
+        seen = http
+            .get(format!("{base}/api/v1/hello/seen"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if seen.to_string().contains(&id) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let hits = seen["items"]
+        .as_array()
+        .map(|a| a.iter().filter(|r| r["customer_id"] == id.as_str()).count())
+        .unwrap_or(0);
+    assert_eq!(hits, 1, "delivered exactly once: {seen}");
+    second.kill().unwrap();
+    second.wait().unwrap();
+
+    // Third life: nothing is delivered twice.
+    let mut third = serve(&dir, port, true).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let seen: Value = http
+        .get(format!("{base}/api/v1/hello/seen"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hits = seen["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["customer_id"] == id.as_str())
+        .count();
+    assert_eq!(hits, 1, "{seen}");
+    third.kill().unwrap();
+    third.wait().unwrap();
+    std::fs::remove_dir_all(dir).ok();
+}
