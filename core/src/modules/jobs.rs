@@ -28,6 +28,39 @@ pub struct JobRun {
     pub job: String,
 }
 
+/// The loaded module and tenant a job names, or `None` when the tenant is
+/// no longer entitled (the work is then no longer the module's: done).
+async fn target(
+    host: &ModuleHost,
+    db: &Db,
+    clock: &SharedClock,
+    module_id: &str,
+    tenant_id: &str,
+) -> Result<Option<(std::sync::Arc<super::host::Loaded>, TenantId)>, String> {
+    let module = host
+        .get(module_id)
+        .ok_or_else(|| format!("module {module_id} is not loaded"))?;
+    let tenant = TenantId::from_trusted(tenant_id);
+    let entitled = super::entitlements::is_entitled(
+        db,
+        &tenant,
+        module.manifest.entitlement_key(),
+        clock.now_ms(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(entitled.then_some((module, tenant)))
+}
+
+/// Turn a module's answer into the job's outcome: its own error asks for a retry.
+fn outcome(result: crate::Result<Result<(), String>>, what: &str) -> Result<(), String> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(message)) => Err(format!("{what}: {message}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Register the handlers of module jobs.
 pub fn register(handlers: &mut Handlers, host: ModuleHost, db: Db, clock: SharedClock) {
     let (h, d, c) = (host.clone(), db.clone(), clock.clone());
@@ -36,36 +69,19 @@ pub fn register(handlers: &mut Handlers, host: ModuleHost, db: Db, clock: Shared
         async move {
             let delivery: Delivery =
                 serde_json::from_str(&job.payload).map_err(|e| format!("bad delivery: {e}"))?;
-            let module = host
-                .get(&delivery.module_id)
-                .ok_or_else(|| format!("module {} is not loaded", delivery.module_id))?;
-            let tenant = TenantId::from_trusted(delivery.tenant_id.clone());
-            let entitled = super::entitlements::is_entitled(
-                &db,
-                &tenant,
-                module.manifest.entitlement_key(),
-                clock.now_ms(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            if !entitled {
-                // No longer entitled: the event is not for this module any more.
+            let Some((module, tenant)) =
+                target(&host, &db, &clock, &delivery.module_id, &delivery.tenant_id).await?
+            else {
                 return Ok(());
-            }
+            };
             let event = kontor_runtime::call::Event {
                 id: delivery.event_id,
                 name: delivery.name,
                 payload: delivery.payload,
                 occurred_at: delivery.occurred_at,
             };
-            match host.deliver(&module, &tenant, event).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(message)) => Err(format!(
-                    "module {} asked for a retry: {message}",
-                    module.manifest.id
-                )),
-                Err(e) => Err(e.to_string()),
-            }
+            let what = format!("module {} asked for a retry", module.manifest.id);
+            outcome(host.deliver(&module, &tenant, event).await, &what)
         }
     });
     handlers.register(RUN_JOB, move |job| {
@@ -73,29 +89,13 @@ pub fn register(handlers: &mut Handlers, host: ModuleHost, db: Db, clock: Shared
         async move {
             let run: JobRun =
                 serde_json::from_str(&job.payload).map_err(|e| format!("bad job run: {e}"))?;
-            let module = host
-                .get(&run.module_id)
-                .ok_or_else(|| format!("module {} is not loaded", run.module_id))?;
-            let tenant = TenantId::from_trusted(run.tenant_id.clone());
-            let entitled = super::entitlements::is_entitled(
-                &db,
-                &tenant,
-                module.manifest.entitlement_key(),
-                clock.now_ms(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            if !entitled {
+            let Some((module, tenant)) =
+                target(&host, &db, &clock, &run.module_id, &run.tenant_id).await?
+            else {
                 return Ok(());
-            }
-            match host.run_job(&module, &tenant, &run.job).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(message)) => Err(format!(
-                    "job {} of {} failed: {message}",
-                    run.job, module.manifest.id
-                )),
-                Err(e) => Err(e.to_string()),
-            }
+            };
+            let what = format!("job {} of {} failed", run.job, module.manifest.id);
+            outcome(host.run_job(&module, &tenant, &run.job).await, &what)
         }
     });
 }

@@ -93,6 +93,16 @@ pub async fn graph(db: &Db) -> Result<Graph> {
     Ok(g)
 }
 
+/// The installed module `id`, or `module_not_found`.
+fn installed<'g>(g: &'g Graph, id: &str) -> Result<&'g Installed> {
+    g.get(id).ok_or_else(|| {
+        Error::new(
+            Code::ModuleNotFound,
+            format!("module {id} is not installed"),
+        )
+    })
+}
+
 /// Every installed module.
 pub async fn list(db: &Db, host: &ModuleHost) -> Result<Vec<ModuleInfo>> {
     let mut out = Vec::new();
@@ -329,12 +339,7 @@ pub async fn sync_bundled(db: &Db, host: &ModuleHost, mode: Mode, now: i64) -> R
 /// Enable an installed module (dependencies must be enabled).
 pub async fn enable(db: &Db, host: &ModuleHost, id: &str, now: i64) -> Result<()> {
     let g = graph(db).await?;
-    let installed = g.get(id).ok_or_else(|| {
-        Error::new(
-            Code::ModuleNotFound,
-            format!("module {id} is not installed"),
-        )
-    })?;
+    let installed = installed(&g, id)?;
     deps::check_enable(&g, &installed.manifest)?;
     let bytes = component_of_loaded(db, &installed.manifest).await?;
     host.load(installed.manifest.clone(), &bytes)?;
@@ -344,12 +349,7 @@ pub async fn enable(db: &Db, host: &ModuleHost, id: &str, now: i64) -> Result<()
 /// Disable a module; refused while an enabled module needs it. Its data stays.
 pub async fn disable(db: &Db, host: &ModuleHost, id: &str, now: i64) -> Result<()> {
     let g = graph(db).await?;
-    if !g.contains_key(id) {
-        return Err(Error::new(
-            Code::ModuleNotFound,
-            format!("module {id} is not installed"),
-        ));
-    }
+    installed(&g, id)?;
     deps::check_disable(&g, id)?;
     set_state(db, id, "disabled", now).await?;
     host.unload(id);
@@ -377,12 +377,7 @@ async fn set_state(db: &Db, id: &str, state: &str, now: i64) -> Result<()> {
 /// Remove a module. Its records stay unless `purge` is asked for.
 pub async fn uninstall(db: &Db, host: &ModuleHost, id: &str, purge: bool, now: i64) -> Result<()> {
     let g = graph(db).await?;
-    if !g.contains_key(id) {
-        return Err(Error::new(
-            Code::ModuleNotFound,
-            format!("module {id} is not installed"),
-        ));
-    }
+    installed(&g, id)?;
     deps::check_disable(&g, id)?;
     let mut tx = db.begin().await?;
     for sql in [

@@ -106,38 +106,27 @@ async fn demo_serves_ui_and_api_with_sample_data() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let (email, password) = tokio::task::spawn_blocking(move || {
+    // Keep reading to the end: a closed pipe would make the demo's next
+    // line of output fail.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
+            let Ok(line) = line else { break };
             if let Some(rest) = line.trim().strip_prefix("Log in as ") {
-                let parts: Vec<&str> = rest.split_whitespace().collect();
-                return (parts[0].to_string(), parts[2].to_string());
+                let parts: Vec<String> = rest.split_whitespace().map(str::to_string).collect();
+                let _ = tx.send((parts[0].clone(), parts[2].clone()));
             }
         }
-        panic!("demo printed no login");
+    });
+    let (email, password) = tokio::task::spawn_blocking(move || {
+        rx.recv_timeout(Duration::from_secs(120))
+            .expect("demo printed no login")
     })
     .await
     .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let mut up = false;
-    // Generous: the machine may be busy with the rest of the suite.
-    for _ in 0..600 {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if http
-            .get(format!("{base}/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "demo never answered /health");
+    let mut child = wait_healthy(child, port).await;
     let login: Value = http
         .post(format!("{base}/api/v1/auth/login"))
         .json(&json!({"email": email, "password": password}))
@@ -212,6 +201,29 @@ async fn demo_serves_ui_and_api_with_sample_data() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// Wait until the child answers `/health`; kill it and fail if it never does.
+async fn wait_healthy(mut child: std::process::Child, port: u16) -> std::process::Child {
+    let http = reqwest::Client::new();
+    // Generous: the machine may be busy with the rest of the suite.
+    for _ in 0..600 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if http
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("kontor never answered /health on port {port}");
+}
+
 /// Start `kontor serve` on `dir` and wait for `/health`.
 async fn serve(dir: &std::path::Path, port: u16, worker: bool) -> std::process::Child {
     let child = Command::new(BIN)
@@ -224,19 +236,7 @@ async fn serve(dir: &std::path::Path, port: u16, worker: bool) -> std::process::
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let http = reqwest::Client::new();
-    for _ in 0..600 {
-        if http
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("kontor serve never answered /health");
+    wait_healthy(child, port).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,10 +21,10 @@ async fn tenant_of(app: &TestApp, user_id: &str) -> kontor::ids::TenantId {
     kontor::ids::TenantId::from_trusted(t)
 }
 
-/// Install the bundled hello module and entitle the owner's tenant.
-pub async fn install_hello(app: &TestApp) {
-    let (text, wasm) = kontor_runtime::bundled::HELLO;
-    let manifest = Manifest::parse("hello/module.toml", text).unwrap();
+/// Install a module built from `modules/` (as if bundled) and entitle the
+/// owner's tenant to it.
+async fn install_built(app: &TestApp, manifest_text: &str, wasm: &[u8]) {
+    let manifest = Manifest::parse("module.toml", manifest_text).unwrap();
     let now = app.state.now_ms();
     let candidate = registry::Candidate {
         manifest: &manifest,
@@ -42,9 +42,22 @@ pub async fn install_hello(app: &TestApp) {
     .await
     .unwrap();
     let tenant = tenant_of(app, &app.owner.user_id).await;
-    entitlements::grant(app.state.db(), &tenant, "hello", "manual", None, now)
+    entitlements::grant(app.state.db(), &tenant, &manifest.id, "manual", None, now)
         .await
         .unwrap();
+}
+
+/// The bundled hello module, installed and entitled.
+pub async fn install_hello(app: &TestApp) {
+    let (text, wasm) = kontor_runtime::bundled::HELLO;
+    install_built(app, text, wasm).await;
+}
+
+/// The faults test guest, installed and entitled (only this process loads
+/// it: it is not in the binary).
+async fn install_faults(app: &TestApp) {
+    let text = kontor_runtime::test_guest_manifest("faults").unwrap();
+    install_built(app, &text, &kontor_runtime::test_guest("faults").unwrap()).await;
 }
 
 /// Fan out the outbox and run every runnable job, as the background loops do.
@@ -268,34 +281,6 @@ both!(disabling_stops_routes_and_keeps_data, |app| {
         .await;
     assert!(seen.to_string().contains("Kept AG"), "{seen}");
 });
-
-/// Install the faults test module and entitle the owner's tenant.
-async fn install_faults(app: &TestApp) {
-    let text = kontor_runtime::test_guest_manifest("faults").unwrap();
-    let wasm = kontor_runtime::test_guest("faults").unwrap();
-    let manifest = Manifest::parse("faults/module.toml", &text).unwrap();
-    let now = app.state.now_ms();
-    let candidate = registry::Candidate {
-        manifest: &manifest,
-        component: &wasm,
-        source: Source::Bundled,
-        package: None,
-    };
-    // Bundled source: the test guest is not in the binary, so only this process loads it.
-    registry::install(
-        app.state.db(),
-        app.state.modules(),
-        app.mode,
-        candidate,
-        now,
-    )
-    .await
-    .unwrap();
-    let tenant = tenant_of(app, &app.owner.user_id).await;
-    entitlements::grant(app.state.db(), &tenant, "faults", "manual", None, now)
-        .await
-        .unwrap();
-}
 
 both!(
     module_faults_end_one_call_with_an_error_id_and_the_host_keeps_serving,

@@ -22,7 +22,10 @@ fn module_nav_entries(state: &AppState) -> Vec<nav::NavEntry> {
         for page in &module.manifest.pages {
             if let Some(n) = &page.nav {
                 let href = format!("/app/{}{}", module.manifest.id, page.path);
-                pages.push((n.order, nav::NavEntry::new(&n.label, &href, page.permission.as_deref())));
+                pages.push((
+                    n.order,
+                    nav::NavEntry::new(&n.label, &href, page.permission.as_deref()),
+                ));
             }
         }
     }
