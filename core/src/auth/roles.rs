@@ -141,6 +141,11 @@ pub const CORE_PERMISSIONS: &[(&str, &str, &[Role])] = &[
         &[Admin],
     ),
     ("audit.read", "Read the audit trail", &[Admin]),
+    (
+        "jobs.manage",
+        "See failed background work and replay it",
+        &[Admin],
+    ),
 ];
 
 /// All permissions known to this host: the core's and every module's.

@@ -209,3 +209,57 @@ mod tests {
         assert_eq!(super::backoff_ms(20), 3_600_000);
     }
 }
+
+/// A job as an admin sees it.
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct JobInfo {
+    /// Id.
+    pub id: String,
+    /// Handler name, e.g. `module.event.deliver`.
+    pub kind: String,
+    /// queued, running, done or dead.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// Attempts allowed.
+    pub max_attempts: i64,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Input (JSON text).
+    pub payload: String,
+    /// Unix ms of the last change.
+    pub updated_at: i64,
+}
+
+/// The newest jobs of a tenant with `status`, newest first.
+pub async fn list_for_tenant(
+    db: &Db,
+    tenant: &TenantId,
+    status: &str,
+    limit: i64,
+) -> Result<Vec<JobInfo>> {
+    Ok(sqlx::query_as::<_, JobInfo>(
+        "SELECT id, kind, status, attempts, max_attempts, last_error, payload, updated_at FROM jobs \
+         WHERE tenant_id = $1 AND status = $2 ORDER BY updated_at DESC, id DESC LIMIT $3",
+    )
+    .bind(tenant.as_str())
+    .bind(status)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// Run a dead job of the tenant again, with fresh attempts. `false` when
+/// the tenant has no dead job with that id.
+pub async fn replay(db: &Db, tenant: &TenantId, id: &str, now: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE jobs SET status = 'queued', attempts = 0, run_at = $3, finished_at = NULL, updated_at = $3 \
+         WHERE tenant_id = $1 AND id = $2 AND status = 'dead'",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -51,6 +51,22 @@ both!(every_tenant_scoped_route_hides_other_tenants_data, |app| {
     let (_, sessions) = app
         .call(Method::GET, "/api/v1/auth/sessions", Some(a), None)
         .await;
+    let tenant_a: String = sqlx::query_scalar("SELECT tenant_id FROM users WHERE id = $1")
+        .bind(&a.user_id)
+        .fetch_one(app.state.db().pool())
+        .await
+        .unwrap();
+    let now = app.state.now_ms();
+    let mut job = kontor::jobs::NewJob::new("test.failed", json!({}), now);
+    job.tenant_id = Some(kontor::ids::TenantId::from_trusted(tenant_a));
+    let job_id = kontor::jobs::enqueue(app.state.db(), &job, now)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE jobs SET status = 'dead' WHERE id = $1")
+        .bind(&job_id)
+        .execute(app.state.db().pool())
+        .await
+        .unwrap();
     let ids = [
         ("customers/{id}", customer.clone()),
         ("{contact_id}", contact["id"].as_str().unwrap().to_string()),
@@ -61,6 +77,7 @@ both!(every_tenant_scoped_route_hides_other_tenants_data, |app| {
             "sessions/{id}",
             sessions[0]["id"].as_str().unwrap().to_string(),
         ),
+        ("jobs/{id}", job_id.clone()),
     ];
 
     let b = app.new_tenant("Tenant B").await;
@@ -119,12 +136,16 @@ both!(every_tenant_scoped_route_hides_other_tenants_data, |app| {
         "/api/v1/audit-events",
         "/api/v1/auth/tokens",
         "/api/v1/auth/sessions",
+        "/api/v1/jobs",
     ] {
         let (status, res) = app.call(Method::GET, path, Some(&b), None).await;
         assert_eq!(status, StatusCode::OK, "{path}");
         let text = res.to_string();
         assert!(
-            !text.contains("Secret") && !text.contains(&customer) && !text.contains(&a.user_id),
+            !text.contains("Secret")
+                && !text.contains(&customer)
+                && !text.contains(&a.user_id)
+                && !text.contains(&job_id),
             "{path}: {text}"
         );
     }
@@ -197,6 +218,12 @@ both!(every_tenant_scoped_route_hides_other_tenants_data, |app| {
         .await;
     assert_eq!(status, StatusCode::OK, "A's session survived");
     assert_ne!(me["user"]["name"], "Hijacked");
+    let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+        .bind(&job_id)
+        .fetch_one(app.state.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "dead", "B could not replay A's job");
     let pat = crate::common::Session {
         token: token["token"].as_str().unwrap().to_string(),
         ..a.clone()

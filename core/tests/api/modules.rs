@@ -709,3 +709,83 @@ mod packages {
         }
     );
 }
+
+both!(
+    a_delivery_that_keeps_failing_goes_dead_visible_and_replayable,
+    |app| {
+        install_faults(&app).await;
+        let (status, _) = app
+            .call(
+                Method::GET,
+                "/api/v1/faults/emit?name=boom.fail",
+                Some(&app.owner),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        for _ in 0..6 {
+            drain(&app).await;
+            app.clock.advance(time::Duration::hours(2));
+        }
+        let (status, dead) = app
+            .call(
+                Method::GET,
+                "/api/v1/jobs?status=dead",
+                Some(&app.owner),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{dead}");
+        let dead = dead.as_array().unwrap();
+        assert_eq!(dead.len(), 1, "{dead:?}");
+        assert_eq!(dead[0]["kind"], "module.event.deliver");
+        assert_eq!(dead[0]["attempts"], 5);
+        assert!(
+            dead[0]["last_error"]
+                .as_str()
+                .unwrap()
+                .contains("failing on purpose"),
+            "{dead:?}"
+        );
+        let id = dead[0]["id"].as_str().unwrap();
+
+        let staff = app.user(&app.owner, "staff", None).await;
+        let (status, _) = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/jobs/{id}/replay"),
+                Some(&staff),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/jobs/{id}/replay"),
+                Some(&app.owner),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let (_, queued) = app
+            .call(
+                Method::GET,
+                "/api/v1/jobs?status=queued",
+                Some(&app.owner),
+                None,
+            )
+            .await;
+        assert_eq!(queued[0]["id"], id);
+        assert_eq!(queued[0]["attempts"], 0);
+        let (status, body) = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/jobs/{id}/replay"),
+                Some(&app.owner),
+                None,
+            )
+            .await;
+        assert_error(status, &body, 404, "not_found");
+    }
+);

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod customers;
+pub mod jobs;
 pub mod modules;
 pub mod roles;
 pub mod settings;
@@ -20,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(roles::router())
         .merge(customers::router())
+        .merge(jobs::router())
         .merge(settings::router())
         .merge(modules::router())
         .merge(audit::router())
