@@ -5,7 +5,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 
@@ -69,4 +69,56 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         start.elapsed().as_secs_f64(),
     );
     res
+}
+
+/// The `http.request` filter hook: modules (an IP allow-list, a WAF) see
+/// every authenticated request before routing and may refuse it. The hook
+/// is fail-closed: a module that fails refuses the request. Requests
+/// without a principal are not filtered (no tenant to run the hook for).
+pub async fn http_request_filter(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if state.modules().filters("http.request").is_empty() {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let principal = match super::extract::principal_of(&parts, &state).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    if let Some((who, _)) = principal {
+        let ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|ci| ci.0.ip().to_string());
+        let payload = serde_json::json!({
+            "method": parts.method.as_str(),
+            "path": parts.uri.path(),
+            "ip": ip,
+            "user_id": who.user_id.as_str(),
+            "role": who.role.as_str(),
+        });
+        let verdict = crate::modules::filters::run(
+            state.db(),
+            state.modules(),
+            &who.tenant_id,
+            "http.request",
+            payload,
+            state.now_ms(),
+        )
+        .await;
+        if let Err(e) = verdict {
+            let e = match e.code() {
+                // A refusal by the hook is a refusal of the request.
+                crate::error::Code::ValidationFailed => {
+                    crate::Error::new(crate::error::Code::Forbidden, e.to_string())
+                }
+                _ => e,
+            };
+            return e.into_response();
+        }
+    }
+    next.run(Request::from_parts(parts, body)).await
 }

@@ -125,6 +125,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(api::fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            middleware::http_request_filter,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             middleware::track,
         ))
         .layer(axum::middleware::from_fn_with_state(

@@ -789,3 +789,47 @@ both!(
         assert_error(status, &body, 404, "not_found");
     }
 );
+
+both!(the_http_request_hook_refuses_and_fails_closed, |app| {
+    install_faults(&app).await;
+    let (status, _) = app
+        .call(Method::GET, "/api/v1/customers", Some(&app.owner), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the hook lets ordinary requests pass"
+    );
+    let (status, body) = app
+        .call(
+            Method::GET,
+            "/api/v1/customers?x=/blocked",
+            Some(&app.owner),
+            None,
+        )
+        .await;
+    // The query is not part of the path the hook sees: still allowed.
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = app
+        .call(Method::GET, "/api/v1/blocked/thing", Some(&app.owner), None)
+        .await;
+    assert_error(status, &body, 403, "forbidden");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("blocked by the faults module"));
+    let (status, body) = app
+        .call(Method::GET, "/api/v1/explode", Some(&app.owner), None)
+        .await;
+    assert_error(status, &body, 403, "forbidden");
+    assert_eq!(
+        body["error"]["details"]["module"], "faults",
+        "a broken security module refuses, never opens the door"
+    );
+    let (status, _) = app.call(Method::GET, "/health", None, None).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "unauthenticated requests are not filtered"
+    );
+});

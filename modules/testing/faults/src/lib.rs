@@ -81,6 +81,13 @@ impl kontor_sdk::Guest for Faults {
             "test.trap" => panic!("filter panics on purpose"),
             "test.reject" => FilterResult::Reject("rejected by the faults module".into()),
             "test.modify" => FilterResult::Modify(format!("[{payload}]")),
+            // A security module: refuses one path, breaks on another.
+            "http.request" if payload.contains("/blocked") => {
+                FilterResult::Reject("blocked by the faults module".into())
+            }
+            "http.request" if payload.contains("/explode") => {
+                panic!("security filter panics on purpose")
+            }
             _ => FilterResult::Pass,
         }
     }
