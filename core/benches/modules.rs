@@ -47,7 +47,7 @@
 //!   (default 2000, after a warm-up of a tenth of that);
 //! * `KONTOR_BENCH_STARTS` — warm starts of the binary (default 3).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -73,6 +73,7 @@ use kontor::modules::host::ModuleHost;
 use kontor::modules::manifest::Manifest;
 use kontor::modules::{entitlements, filters, registry};
 use kontor::web::{middleware, AppState};
+use kontor_runtime::call::{FilterResult, HttpRequest};
 use kontor_runtime::host::NoCapabilities;
 use kontor_runtime::{Call, CompiledModule, Runtime, RuntimeConfig};
 
@@ -137,6 +138,7 @@ async fn run() -> Result<()> {
         "  machine: {} CPUs (load generator, server and modules share them)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    println!("  backtraces: {}", backtrace_note());
     println!();
 
     let outcome = measure_all(&tdb.db, &tdb.url, &data_dir, &settings).await;
@@ -145,6 +147,30 @@ async fn run() -> Result<()> {
     let summary = outcome?;
     summary.print();
     Ok(())
+}
+
+/// Whether error values capture backtraces in this process: wasmtime 48
+/// builds an error value (so, with capture on, a backtrace) every time a
+/// store is dropped, i.e. once per module call — a cost worth seeing next
+/// to the numbers.
+fn backtrace_note() -> String {
+    let var = |k: &str| std::env::var(k).ok();
+    let (lib, rust) = (var("RUST_LIB_BACKTRACE"), var("RUST_BACKTRACE"));
+    let capture = match lib.as_deref().or(rust.as_deref()) {
+        Some("0") | None => false,
+        Some(_) => true,
+    };
+    format!(
+        "RUST_BACKTRACE={} RUST_LIB_BACKTRACE={} — {}",
+        rust.as_deref().unwrap_or("(unset)"),
+        lib.as_deref().unwrap_or("(unset)"),
+        if capture {
+            "error values capture backtraces, and wasmtime 48 makes one per store drop: \
+             every module call below pays for a stack walk (RUST_LIB_BACKTRACE=0 turns it off)"
+        } else {
+            "off"
+        }
+    )
 }
 
 async fn measure_all(db: &Db, url: &str, data_dir: &Path, s: &Settings) -> Result<Summary> {
@@ -549,6 +575,42 @@ async fn route_throughput(app: &BenchApp, s: &Settings) -> Result<RouteResult> {
         );
         result.rows.push((route, rate, stats));
     }
+    // Where a module request's server time goes, one caller, in process.
+    let db = app.state.db();
+    let host = app.state.modules();
+    let module = host.get("hello").context("hello is not loaded")?;
+    let warm = s.iters / 10;
+    let check = timed(warm, s.iters, || async {
+        entitlements::check(
+            db,
+            &app.tenant,
+            "hello",
+            module.manifest.entitlement_key(),
+            app.state.now_ms(),
+        )
+        .await?;
+        Ok(())
+    })
+    .await?;
+    let call = timed(warm, s.iters, || async {
+        let req = HttpRequest {
+            method: "GET".into(),
+            path: "/greeting".into(),
+            query: "name=Ada".into(),
+            ..Default::default()
+        };
+        let res = host.handle_http(&module, &app.tenant, req).await?;
+        if res.status != 200 {
+            bail!("/greeting answered {}", res.status);
+        }
+        Ok(())
+    })
+    .await?;
+    println!(
+        "   in process, one caller, p50: entitlements::check {:.1} µs, ModuleHost::handle_http /greeting {:.1} µs (fresh instance + setting read)",
+        us(check.p50),
+        us(call.p50)
+    );
     println!(
         "   module / native = {:.0} %   module / (native + 2 db reads) = {:.0} %   target ≥ {:.0} %   {}",
         result.ratio() * 100.0,
@@ -582,32 +644,37 @@ async fn instantiation(s: &Settings) -> Result<InstantiateResult> {
     let deadline = Duration::from_millis(200);
 
     let warm = s.iters / 10;
-    let mut store_only = Vec::with_capacity(s.iters);
-    for i in 0..warm + s.iters {
-        let t = Instant::now();
-        let call = Call::new(&compiled, caps.clone(), deadline);
-        drop(call);
-        if i >= warm {
-            store_only.push(t.elapsed());
-        }
-    }
-    let mut full = Vec::with_capacity(s.iters);
-    for i in 0..warm + s.iters {
-        let t = Instant::now();
+    let store_only = timed(warm, s.iters, || async {
+        drop(Call::new(&compiled, caps.clone(), deadline));
+        Ok(())
+    })
+    .await?;
+    let full = timed(warm, s.iters, || async {
         let verdict = Call::new(&compiled, caps.clone(), deadline)
             .filter("bench.noop", "{}")
             .await?;
-        if i >= warm {
-            full.push(t.elapsed());
-        }
-        if verdict != kontor_runtime::call::FilterResult::Pass {
+        if verdict != FilterResult::Pass {
             bail!("the no-op filter call answered {verdict:?}");
         }
-    }
-    let result = InstantiateResult {
-        store_only: Stats::of(store_only),
-        full: Stats::of(full),
-    };
+        Ok(())
+    })
+    .await?;
+    let greeting = timed(warm, s.iters, || async {
+        let res = Call::new(&compiled, caps.clone(), deadline)
+            .handle_http(HttpRequest {
+                method: "GET".into(),
+                path: "/greeting".into(),
+                query: "name=Ada".into(),
+                ..Default::default()
+            })
+            .await?;
+        if res.status != 200 {
+            bail!("/greeting answered {}", res.status);
+        }
+        Ok(())
+    })
+    .await?;
+    let result = InstantiateResult { store_only, full };
     println!(
         "   {:<58} {:>9} {:>9} {:>9}",
         "", "p50 µs", "p99 µs", "mean µs"
@@ -617,6 +684,10 @@ async fn instantiation(s: &Settings) -> Result<InstantiateResult> {
         (
             "Call::new + no-op filter export (store+instantiate+call)",
             result.full,
+        ),
+        (
+            "Call::new + handle-http /greeting (no db: default setting)",
+            greeting,
         ),
     ] {
         println!(
@@ -643,9 +714,21 @@ async fn instantiation(s: &Settings) -> Result<InstantiateResult> {
 
 struct ChainResult {
     chain: Stats,
-    lookups: Stats,
-    calls: Stats,
-    one_query: Stats,
+    projected: Stats,
+}
+
+/// The entitlement keys a tenant may use at `now`, in one query (what a
+/// filter chain would need instead of one query per module).
+async fn entitled_keys(db: &Db, tenant: &TenantId, now: i64) -> Result<HashSet<String>> {
+    let keys: Vec<String> = sqlx::query_scalar(
+        "SELECT module_id FROM module_entitlements WHERE tenant_id = $1 AND status = 'active' \
+         AND (valid_until IS NULL OR valid_until > $2)",
+    )
+    .bind(tenant.as_str())
+    .bind(now)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(keys.into_iter().collect())
 }
 
 async fn timed<F, Fut>(warm: usize, iters: usize, mut f: F) -> Result<Stats>
@@ -728,41 +811,48 @@ async fn filter_fan_out(app: &BenchApp, data_dir: &Path, s: &Settings) -> Result
         Ok(())
     })
     .await?;
-    let one_query = timed(warm, s.iters, || async {
-        let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as(
-            "SELECT module_id, status, valid_until FROM module_entitlements WHERE tenant_id = $1",
-        )
-        .bind(tenant.as_str())
-        .fetch_all(db.pool())
-        .await?;
-        let entitled = rows
-            .iter()
-            .filter(|(_, status, until)| status == "active" && until.is_none_or(|u| u > now))
-            .count();
-        if entitled < FAN_OUT {
-            bail!("only {entitled} entitlements found");
+    let interleaved = timed(warm, s.iters, || async {
+        for m in &chain_modules {
+            if entitlements::is_entitled(db, tenant, m.manifest.entitlement_key(), now).await? {
+                host.filter(m, tenant, HOOK, &payload_text).await?;
+            }
         }
         Ok(())
     })
     .await?;
-    let result = ChainResult {
-        chain,
-        lookups,
-        calls,
-        one_query,
-    };
+    let one_query = timed(warm, s.iters, || async {
+        let keys = entitled_keys(db, tenant, now).await?;
+        if keys.len() < FAN_OUT {
+            bail!("only {} entitlements found", keys.len());
+        }
+        Ok(())
+    })
+    .await?;
+    let projected = timed(warm, s.iters, || async {
+        let keys = entitled_keys(db, tenant, now).await?;
+        for m in &chain_modules {
+            if keys.contains(m.manifest.entitlement_key()) {
+                host.filter(m, tenant, HOOK, &payload_text).await?;
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    let result = ChainResult { chain, projected };
     println!(
         "   {:<58} {:>9} {:>9} {:>9}",
         "", "p50 µs", "p99 µs", "mean µs"
     );
     for (label, st) in [
-        ("filters::run, 5 modules (the chain)", result.chain),
-        ("  of which: 5 × entitlements::is_entitled", result.lookups),
-        ("  of which: 5 × ModuleHost::filter", result.calls),
+        ("filters::run, 5 modules (the chain)", chain),
+        ("  its parts alone: 5 × entitlements::is_entitled", lookups),
+        ("  its parts alone: 5 × ModuleHost::filter", calls),
         (
-            "  instead: 1 query for all of a tenant's entitlements",
-            result.one_query,
+            "  both interleaved by hand, as filters::run does",
+            interleaved,
         ),
+        ("  1 query for all of the tenant's entitlements", one_query),
+        ("  that 1 query + 5 × ModuleHost::filter", projected),
     ] {
         println!(
             "   {:<58} {:>9.1} {:>9.1} {:>9.1}",
@@ -1034,6 +1124,12 @@ impl Summary {
                 ms(self.start.first_cold),
                 ms(self.start.cold_again)
             ),
+            "-"
+        );
+        println!(
+            "   {:<50} {:>28} {:>10}   (no target)",
+            "filter chain with 1 entitlement query, p50",
+            format!("{:.1} µs", us(self.chain.projected.p50)),
             "-"
         );
     }
