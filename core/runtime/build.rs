@@ -57,6 +57,13 @@ fn main() {
             cmd.env_remove(&key);
         }
     }
+    // Rust's wasm default stack is 1 MiB; 64 KiB keeps stack, data and heap
+    // start inside the part of linear memory the pool keeps resident
+    // (engine.rs). A guest that recurses deeper traps, ending only its call.
+    cmd.env(
+        "CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS",
+        "-C link-arg=-zstack-size=65536",
+    );
     let status = cmd.status().expect("run cargo for the guest modules");
     if !status.success() {
         panic!(
