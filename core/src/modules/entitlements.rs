@@ -6,6 +6,9 @@
 //! place that answers "may tenant T use module M now?"; the licensing work
 //! decides which rows exist.
 
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+
 use serde::Serialize;
 
 use crate::db::Db;
@@ -28,6 +31,58 @@ pub struct Entitlement {
     pub valid_until: Option<i64>,
 }
 
+/// How long this process trusts what it read of a tenant's entitlements.
+/// Writes through this file clear the cache at once; another process of a
+/// scale-out install sees a change within this time.
+pub const CACHE_TTL_MS: i64 = 5_000;
+
+type Keys = Arc<HashMap<String, Option<i64>>>;
+
+/// Active entitlements per tenant, as read at a time. Every module call
+/// (route, filter, event, job) asks; one query per tenant and TTL instead
+/// of one per call keeps a filter chain through several modules cheap.
+fn cache() -> &'static RwLock<HashMap<TenantId, (i64, Keys)>> {
+    static CACHE: OnceLock<RwLock<HashMap<TenantId, (i64, Keys)>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+async fn active_keys(db: &Db, tenant: &TenantId, now: i64) -> Result<Keys> {
+    let cached = cache().read().ok().and_then(|c| c.get(tenant).cloned());
+    if let Some((read_at, keys)) = cached {
+        // The injected clock may move backwards in tests: only a read from
+        // the recent past counts.
+        if (read_at..read_at + CACHE_TTL_MS).contains(&now) {
+            return Ok(keys);
+        }
+    }
+    let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT module_id, valid_until FROM module_entitlements WHERE tenant_id = $1 AND status = 'active'",
+    )
+    .bind(tenant.as_str())
+    .fetch_all(db.pool())
+    .await?;
+    let keys: Keys = Arc::new(rows.into_iter().collect());
+    if let Ok(mut c) = cache().write() {
+        if c.len() > 100_000 {
+            c.clear();
+        }
+        c.insert(tenant.clone(), (now, keys.clone()));
+    }
+    Ok(keys)
+}
+
+/// Drop cached entitlements (of one tenant, or all) after a change.
+fn forget(tenant: Option<&TenantId>) {
+    if let Ok(mut c) = cache().write() {
+        match tenant {
+            Some(t) => {
+                c.remove(t);
+            }
+            None => c.clear(),
+        }
+    }
+}
+
 /// Whether `tenant` may use module `entitlement_key` at `now`.
 pub async fn is_entitled(
     db: &Db,
@@ -35,14 +90,8 @@ pub async fn is_entitled(
     entitlement_key: &str,
     now: i64,
 ) -> Result<bool> {
-    let row: Option<(String, Option<i64>)> = sqlx::query_as(
-        "SELECT status, valid_until FROM module_entitlements WHERE tenant_id = $1 AND module_id = $2",
-    )
-    .bind(tenant.as_str())
-    .bind(entitlement_key)
-    .fetch_optional(db.pool())
-    .await?;
-    Ok(matches!(row, Some((status, until)) if status == "active" && until.is_none_or(|u| u > now)))
+    let keys = active_keys(db, tenant, now).await?;
+    Ok(matches!(keys.get(entitlement_key), Some(until) if until.is_none_or(|u| u > now)))
 }
 
 /// `Ok` if entitled, else `module_not_entitled` naming the module.
@@ -85,6 +134,7 @@ pub async fn grant(
     .bind(now)
     .execute(db.pool())
     .await?;
+    forget(Some(tenant));
     Ok(())
 }
 
@@ -101,6 +151,7 @@ pub async fn grant_trials(db: &Db, entitlement_key: &str, now: i64) -> Result<()
     .bind(now)
     .execute(db.pool())
     .await?;
+    forget(None);
     Ok(())
 }
 
