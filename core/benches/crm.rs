@@ -775,9 +775,10 @@ impl Bench {
 
 /// On a PostgreSQL server with `autovacuum = off`, run `ANALYZE customers`
 /// every minute during the import, as autovacuum with its defaults (naptime
-/// 60 s, analyze after 10 % growth) would. Without statistics a cached generic
-/// plan of the import's duplicate check scans every customer of the tenant
-/// per batch and the import slows down quadratically.
+/// 60 s, analyze after 10 % growth) would. Without statistics PostgreSQL
+/// plans the import's duplicate-e-mail check as a scan of every customer of
+/// the tenant (the cached generic plan keeps doing so), and the import slows
+/// down quadratically.
 async fn autovacuum_stand_in(db: &Db, label: &str) -> Result<Option<tokio::task::JoinHandle<()>>> {
     if db.backend() != Backend::Postgres {
         return Ok(None);
@@ -874,7 +875,7 @@ fn ratio(sqlite: Option<f64>, pg: Option<f64>) -> String {
 }
 
 fn print_table(rows: usize, iters: usize, sqlite: Option<&Results>, pg: Option<&Results>) {
-    const W: usize = 34;
+    const W: usize = 42;
     let engine = |r: Option<&Results>| r.map_or("not measured".to_string(), |r| r.engine.clone());
     println!();
     println!(
