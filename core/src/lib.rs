@@ -8,6 +8,8 @@
 pub mod audit;
 /// Tenants, users and the role → permission map; login, sessions and API tokens.
 pub mod auth;
+/// A per-tenant read cache with a time to live (entitlements, settings).
+pub mod cache;
 /// Command-line interface of the `kontor` binary (serve, demo, migrate, admin, tenant).
 pub mod cli;
 /// The injected source of time, so licensing, SLA and session tests control it.

@@ -4,10 +4,12 @@
 //! a typo is refused instead of stored, and reading an unset key gives the
 //! documented default. Modules will declare theirs the same way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
+use crate::cache::TenantCache;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::ids::TenantId;
@@ -125,6 +127,31 @@ pub async fn get(db: &Db, tenant: &TenantId, key: &str) -> Result<Value> {
     all.remove(key).ok_or_else(|| Error::not_found("setting"))
 }
 
+/// How long this process trusts what it read of a tenant's stored settings
+/// (for module calls). Writes through [`set`] clear the cache at once;
+/// another process of a scale-out install sees a change within this time.
+pub const CACHE_TTL_MS: i64 = 5_000;
+
+fn cache() -> &'static TenantCache<HashMap<String, String>> {
+    static CACHE: OnceLock<TenantCache<HashMap<String, String>>> = OnceLock::new();
+    CACHE.get_or_init(|| TenantCache::new(CACHE_TTL_MS))
+}
+
+/// Every setting the tenant has stored (key → JSON text), without defaults,
+/// from a per-tenant cache: module calls read their settings on most calls,
+/// and one query per tenant and TTL keeps a module route cheap.
+pub async fn stored(db: &Db, tenant: &TenantId, now: i64) -> Result<Arc<HashMap<String, String>>> {
+    if let Some(map) = cache().get(tenant, now) {
+        return Ok(map);
+    }
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT key, value FROM settings WHERE tenant_id = $1")
+            .bind(tenant.as_str())
+            .fetch_all(db.pool())
+            .await?;
+    Ok(cache().put(tenant, now, rows.into_iter().collect()))
+}
+
 /// Store a setting after validating it.
 pub async fn set(db: &Db, tenant: &TenantId, key: &str, value: &Value, now: i64) -> Result<()> {
     validate(key, value)?;
@@ -138,5 +165,6 @@ pub async fn set(db: &Db, tenant: &TenantId, key: &str, value: &Value, now: i64)
     .bind(now)
     .execute(db.pool())
     .await?;
+    cache().forget(Some(tenant));
     Ok(())
 }

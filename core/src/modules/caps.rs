@@ -128,14 +128,11 @@ impl Capabilities for HostCaps {
             .settings
             .iter()
             .find(|s| s.key == key)?;
-        let stored: Option<String> =
-            sqlx::query_scalar("SELECT value FROM settings WHERE tenant_id = $1 AND key = $2")
-                .bind(self.tenant.as_str())
-                .bind(format!("module.{}.{key}", self.module.manifest.id))
-                .fetch_optional(self.db.pool())
-                .await
-                .ok()
-                .flatten();
+        let key = format!("module.{}.{key}", self.module.manifest.id);
+        let stored = crate::settings::stored(&self.db, &self.tenant, self.clock.now_ms())
+            .await
+            .ok()
+            .and_then(|all| all.get(&key).cloned());
         stored.or_else(|| {
             decl.default
                 .as_ref()

@@ -7,10 +7,11 @@
 //! decides which rows exist.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
+use crate::cache::TenantCache;
 use crate::db::Db;
 use crate::error::{Code, Error, Result};
 use crate::ids::TenantId;
@@ -36,24 +37,22 @@ pub struct Entitlement {
 /// scale-out install sees a change within this time.
 pub const CACHE_TTL_MS: i64 = 5_000;
 
-type Keys = Arc<HashMap<String, Option<i64>>>;
-
-/// Active entitlements per tenant, as read at a time. Every module call
-/// (route, filter, event, job) asks; one query per tenant and TTL instead
-/// of one per call keeps a filter chain through several modules cheap.
-fn cache() -> &'static RwLock<HashMap<TenantId, (i64, Keys)>> {
-    static CACHE: OnceLock<RwLock<HashMap<TenantId, (i64, Keys)>>> = OnceLock::new();
-    CACHE.get_or_init(Default::default)
+/// Active entitlements per tenant (entitlement key → end, if any). Every
+/// module call (route, filter, event, job) asks; one query per tenant and
+/// TTL instead of one per call keeps a filter chain through several modules
+/// cheap.
+fn cache() -> &'static TenantCache<HashMap<String, Option<i64>>> {
+    static CACHE: OnceLock<TenantCache<HashMap<String, Option<i64>>>> = OnceLock::new();
+    CACHE.get_or_init(|| TenantCache::new(CACHE_TTL_MS))
 }
 
-async fn active_keys(db: &Db, tenant: &TenantId, now: i64) -> Result<Keys> {
-    let cached = cache().read().ok().and_then(|c| c.get(tenant).cloned());
-    if let Some((read_at, keys)) = cached {
-        // The injected clock may move backwards in tests: only a read from
-        // the recent past counts.
-        if (read_at..read_at + CACHE_TTL_MS).contains(&now) {
-            return Ok(keys);
-        }
+async fn active_keys(
+    db: &Db,
+    tenant: &TenantId,
+    now: i64,
+) -> Result<Arc<HashMap<String, Option<i64>>>> {
+    if let Some(keys) = cache().get(tenant, now) {
+        return Ok(keys);
     }
     let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
         "SELECT module_id, valid_until FROM module_entitlements WHERE tenant_id = $1 AND status = 'active'",
@@ -61,26 +60,7 @@ async fn active_keys(db: &Db, tenant: &TenantId, now: i64) -> Result<Keys> {
     .bind(tenant.as_str())
     .fetch_all(db.pool())
     .await?;
-    let keys: Keys = Arc::new(rows.into_iter().collect());
-    if let Ok(mut c) = cache().write() {
-        if c.len() > 100_000 {
-            c.clear();
-        }
-        c.insert(tenant.clone(), (now, keys.clone()));
-    }
-    Ok(keys)
-}
-
-/// Drop cached entitlements (of one tenant, or all) after a change.
-fn forget(tenant: Option<&TenantId>) {
-    if let Ok(mut c) = cache().write() {
-        match tenant {
-            Some(t) => {
-                c.remove(t);
-            }
-            None => c.clear(),
-        }
-    }
+    Ok(cache().put(tenant, now, rows.into_iter().collect()))
 }
 
 /// Whether `tenant` may use module `entitlement_key` at `now`.
@@ -134,7 +114,7 @@ pub async fn grant(
     .bind(now)
     .execute(db.pool())
     .await?;
-    forget(Some(tenant));
+    cache().forget(Some(tenant));
     Ok(())
 }
 
@@ -151,7 +131,7 @@ pub async fn grant_trials(db: &Db, entitlement_key: &str, now: i64) -> Result<()
     .bind(now)
     .execute(db.pool())
     .await?;
-    forget(None);
+    cache().forget(None);
     Ok(())
 }
 

@@ -55,13 +55,13 @@ pub async fn install_hello(app: &TestApp) {
 
 /// The faults test guest, installed and entitled (only this process loads
 /// it: it is not in the binary).
-async fn install_faults(app: &TestApp) {
+pub async fn install_faults(app: &TestApp) {
     let text = kontor_runtime::test_guest_manifest("faults").unwrap();
     install_built(app, &text, &kontor_runtime::test_guest("faults").unwrap()).await;
 }
 
 /// Fan out the outbox and run every runnable job, as the background loops do.
-async fn drain(app: &TestApp) {
+pub async fn drain(app: &TestApp) {
     let db = app.state.db();
     let clock: kontor::clock::SharedClock = app.clock.clone();
     let mut handlers = Handlers::core(db.clone(), clock.clone());

@@ -1027,3 +1027,52 @@ both!(logout_ends_the_session, |app| {
         "only the test's API session is left: {sessions}"
     );
 });
+
+both!(
+    module_hooks_extend_navigation_dashboard_and_customer_page_of_entitled_tenants,
+    |app| {
+        crate::modules::install_hello(&app).await;
+        crate::modules::install_faults(&app).await;
+        let id = app
+            .customer(&app.owner, json!({"company": "Tab Test AG"}))
+            .await;
+        crate::modules::drain(&app).await;
+        let browser = Browser::login(&app, &app.owner.email).await;
+
+        let (status, dash) = browser.get("/").await;
+        assert_eq!(status, StatusCode::OK, "{dash}");
+        // Navigation: hello's page (its manifest) and the link faults adds
+        // through `nav.items`; the off-site link it adds too is dropped.
+        assert!(
+            dash.contains(r#"<a href="/app/hello/">Hello</a>"#),
+            "{dash}"
+        );
+        assert!(
+            dash.contains(r#"<a href="/app/faults/">Faults</a>"#),
+            "{dash}"
+        );
+        assert!(!dash.contains("evil.example"), "{dash}");
+        // Dashboard: hello's card, although faults' widget filter panics.
+        assert!(dash.contains("1 new customers greeted"), "{dash}");
+
+        let (status, page) = browser.get(&format!("/customers/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let tab = format!(r#"<a href="/app/hello/?customer={id}">Hello</a>"#);
+        assert!(page.contains(&tab), "{page}");
+        let (status, about) = browser.get(&format!("/app/hello/?customer={id}")).await;
+        assert_eq!(status, StatusCode::OK, "{about}");
+        assert!(about.contains("greeted this customer"), "{about}");
+
+        // A tenant without the modules sees none of it.
+        let b = app.new_tenant("Tenant B").await;
+        let id_b = app.customer(&b, json!({"company": "B AG"})).await;
+        let browser_b = Browser::login(&app, &b.email).await;
+        let (status, dash_b) = browser_b.get("/").await;
+        assert_eq!(status, StatusCode::OK, "{dash_b}");
+        assert!(!dash_b.contains("/app/hello/"), "{dash_b}");
+        assert!(!dash_b.contains("/app/faults/"), "{dash_b}");
+        assert!(!dash_b.contains("greeted"), "{dash_b}");
+        let (_, page_b) = browser_b.get(&format!("/customers/{id_b}")).await;
+        assert!(!page_b.contains("/app/hello/"), "{page_b}");
+    }
+);

@@ -5,6 +5,8 @@
 //! * a page at `/app/hello/`;
 //! * on `customer.created` it stores the customer's name in its `seen` collection;
 //! * the `customer.before_save` filter refuses a company called "Forbidden";
+//! * UI hooks: a dashboard card (`dashboard.widgets`) and a tab on every
+//!   customer's page (`customer.tabs`) that opens its page for that customer;
 //! * the `tick` job counts its runs in a record.
 
 use kontor_sdk::records;
@@ -12,6 +14,36 @@ use kontor_sdk::{error, json, query_param, Event, FilterResult, HttpRequest, Htt
 use serde_json::{json, Value};
 
 struct Hello;
+
+/// The `seen` records (at most 100, by name): the customers the module saw
+/// being created, and the `tick` job's counter.
+fn seen_records() -> Result<Vec<Value>, String> {
+    let query = records::QuerySpec {
+        collection: "seen".into(),
+        conditions: vec![],
+        order_by: Some("name".into()),
+        descending: false,
+        limit: 100,
+        cursor: None,
+    };
+    let page = records::query(&query).map_err(|e| format!("{e:?}"))?;
+    Ok(page
+        .records
+        .iter()
+        .filter_map(|r| serde_json::from_str(&r.data).ok())
+        .collect())
+}
+
+/// A UI hook's payload with `entry` appended to its `list`.
+fn push(payload: &mut Value, list: &str, entry: Value) -> FilterResult {
+    match payload.get_mut(list).and_then(Value::as_array_mut) {
+        Some(items) => {
+            items.push(entry);
+            FilterResult::Modify(payload.to_string())
+        }
+        None => FilterResult::Pass,
+    }
+}
 
 fn greeting_word() -> String {
     kontor_sdk::settings::get("greeting")
@@ -30,27 +62,10 @@ impl kontor_sdk::Guest for Hello {
                     &json!({ "greeting": format!("{}, {name}", greeting_word()) }),
                 )
             }
-            ("GET", "/seen") => {
-                let query = records::QuerySpec {
-                    collection: "seen".into(),
-                    conditions: vec![],
-                    order_by: Some("name".into()),
-                    descending: false,
-                    limit: 100,
-                    cursor: None,
-                };
-                match records::query(&query) {
-                    Ok(page) => {
-                        let items: Vec<Value> = page
-                            .records
-                            .iter()
-                            .filter_map(|r| serde_json::from_str(&r.data).ok())
-                            .collect();
-                        json(200, &json!({ "items": items }))
-                    }
-                    Err(e) => error(500, "records_failed", &format!("{e:?}")),
-                }
-            }
+            ("GET", "/seen") => match seen_records() {
+                Ok(items) => json(200, &json!({ "items": items })),
+                Err(e) => error(500, "records_failed", &e),
+            },
             _ => error(404, "not_found", "no such route in the hello module"),
         }
     }
@@ -61,10 +76,23 @@ impl kontor_sdk::Guest for Hello {
             .as_ref()
             .map(|p| p.user_id.clone())
             .unwrap_or_else(|| "guest".into());
+        // Opened from the tab it adds to a customer's page.
+        let about = match query_param(&request.query, "customer") {
+            Some(id) => {
+                let seen = records::get("seen", &id).map_err(|e| format!("{e:?}"))?;
+                let text = if seen.is_some() {
+                    "The hello module greeted this customer when they were created."
+                } else {
+                    "The hello module has not seen this customer being created."
+                };
+                format!("<p class=\"hello-customer\">{text}</p>")
+            }
+            None => String::new(),
+        };
         Ok(Page {
             title: "Hello".into(),
             html: format!(
-                "<section class=\"hello\"><h2>{}, {}</h2><p>This page comes from the hello module.</p></section>",
+                "<section class=\"hello\"><h2>{}, {}</h2><p>This page comes from the hello module.</p>{about}</section>",
                 kontor_sdk::escape_html(&greeting_word()),
                 kontor_sdk::escape_html(&name)
             ),
@@ -87,15 +115,40 @@ impl kontor_sdk::Guest for Hello {
     }
 
     fn filter(hook: String, payload: String) -> FilterResult {
-        if hook == "customer.before_save" {
-            let value: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
-            if value["company"].as_str() == Some("Forbidden") {
-                return FilterResult::Reject(
-                    "The hello module does not allow this company name.".into(),
-                );
+        let mut value: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
+        match hook.as_str() {
+            "customer.before_save" if value["company"].as_str() == Some("Forbidden") => {
+                FilterResult::Reject("The hello module does not allow this company name.".into())
             }
+            "dashboard.widgets" => {
+                let seen = seen_records()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|r| r["customer_id"].is_string())
+                    .count();
+                push(
+                    &mut value,
+                    "widgets",
+                    json!({
+                        "title": "Hello",
+                        "text": format!("{seen} new customers greeted"),
+                        "href": "/app/hello/",
+                    }),
+                )
+            }
+            "customer.tabs" => {
+                let id = value["customer_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                push(
+                    &mut value,
+                    "tabs",
+                    json!({ "label": "Hello", "href": format!("/app/hello/?customer={id}") }),
+                )
+            }
+            _ => FilterResult::Pass,
         }
-        FilterResult::Pass
     }
 
     fn run_job(name: String) -> Result<(), String> {

@@ -5,6 +5,7 @@
 //! * [`assets`] — `/assets/...` (stylesheet, htmx) with cache headers;
 //! * [`nav`] — the navigation bar, a list modules extend;
 //! * [`session`] — the signed-in [`UiUser`] (or a redirect to `/login`) and CSRF;
+//! * `hooks` — the filter hooks modules extend pages with (`nav.items`, `dashboard.widgets`, `customer.tabs`);
 //! * `render` — the layout context, error pages and form errors;
 //! * `pages` — the handlers: login, dashboard, customers, users.
 //!
@@ -15,6 +16,7 @@
 //! link `kontor.css` and `htmx.min.js` and nothing else.
 
 pub mod assets;
+pub(crate) mod hooks;
 pub mod i18n;
 pub mod nav;
 mod pages;

@@ -1,15 +1,18 @@
 //! The navigation bar.
 //!
 //! The bar is a list of [`NavEntry`]s built in Rust, not in a template: the
-//! core contributes [`core_entries`], and modules will append theirs through
-//! [`super::Ui::add_nav_entry`] when they are enabled (pointing at their
-//! pages under `/app/{module-id}/...`). Each request shows only the entries
-//! whose permission the user holds, so a module page nobody may open never
-//! shows up as a link.
+//! core contributes [`core_entries`], every loaded module the tenant is
+//! entitled to adds the pages its manifest puts in the navigation (under
+//! `/app/{module-id}/...`), and the `nav.items` filter hook may change the
+//! list. Each request shows only the entries whose permission the user
+//! holds, so a module page nobody may open never shows up as a link.
 
 use serde::Serialize;
 
+use super::hooks::{self, Link};
+use super::i18n::Catalog;
 use crate::auth::Principal;
+use crate::web::AppState;
 
 /// One link of the navigation bar.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,20 +48,72 @@ pub fn core_entries() -> Vec<NavEntry> {
 /// An entry as a template sees it.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct NavItem {
-    pub label_key: String,
+    /// The label in the user's language.
+    pub label: String,
     pub href: String,
     pub active: bool,
 }
 
-/// The entries `who` may see, the one for `path` marked active.
-pub(crate) fn visible(entries: &[NavEntry], who: &Principal, path: &str) -> Vec<NavItem> {
-    entries
+/// Navigation entries of the loaded modules' pages the tenant is entitled
+/// to, by their declared order. A module the tenant may not use shows no
+/// link (its pages would answer `module_not_entitled`).
+async fn module_entries(state: &AppState, who: &Principal) -> Vec<NavEntry> {
+    let mut pages: Vec<(i32, NavEntry)> = Vec::new();
+    for module in state.modules().all() {
+        let entitled = crate::modules::entitlements::is_entitled(
+            state.db(),
+            &who.tenant_id,
+            module.manifest.entitlement_key(),
+            state.now_ms(),
+        )
+        .await
+        .unwrap_or(false);
+        if !entitled {
+            continue;
+        }
+        for page in &module.manifest.pages {
+            if let Some(n) = &page.nav {
+                let href = format!("/app/{}{}", module.manifest.id, page.path);
+                pages.push((
+                    n.order,
+                    NavEntry::new(&n.label, &href, page.permission.as_deref()),
+                ));
+            }
+        }
+    }
+    pages.sort_by_key(|(order, _)| *order);
+    pages.into_iter().map(|(_, e)| e).collect()
+}
+
+/// The navigation `who` sees on `path`: the core's and the entitled
+/// modules' entries whose permission the user holds, labels translated,
+/// then the `nav.items` hook; the entry for `path` marked active.
+pub(crate) async fn for_user(
+    state: &AppState,
+    who: &Principal,
+    path: &str,
+    catalog: &Catalog,
+) -> Vec<NavItem> {
+    let mut entries = state.ui().nav_entries();
+    entries.extend(module_entries(state, who).await);
+    let links: Vec<Link> = entries
         .iter()
         .filter(|e| e.permission.as_deref().is_none_or(|p| who.can(p)))
-        .map(|e| NavItem {
-            label_key: e.label_key.clone(),
+        .map(|e| Link {
+            label: catalog
+                .get(&e.label_key)
+                .unwrap_or(&e.label_key)
+                .to_string(),
             href: e.href.clone(),
-            active: is_under(path, &e.href),
+        })
+        .collect();
+    hooks::nav_items(state, who, path, links)
+        .await
+        .into_iter()
+        .map(|l| NavItem {
+            active: is_under(path, &l.href),
+            label: l.label,
+            href: l.href,
         })
         .collect()
 }

@@ -15,29 +15,12 @@ use crate::auth::Principal;
 use crate::error::{Code, Error, Result};
 use crate::web::AppState;
 
-/// Navigation entries of the loaded modules' pages, by their declared order.
-fn module_nav_entries(state: &AppState) -> Vec<nav::NavEntry> {
-    let mut pages: Vec<(i32, nav::NavEntry)> = Vec::new();
-    for module in state.modules().all() {
-        for page in &module.manifest.pages {
-            if let Some(n) = &page.nav {
-                let href = format!("/app/{}{}", module.manifest.id, page.path);
-                pages.push((
-                    n.order,
-                    nav::NavEntry::new(&n.label, &href, page.permission.as_deref()),
-                ));
-            }
-        }
-    }
-    pages.sort_by_key(|(order, _)| *order);
-    pages.into_iter().map(|(_, e)| e).collect()
-}
-
 /// Renders the pages of one request.
 pub(crate) struct Page<'a> {
     state: &'a AppState,
     req: &'a RequestInfo,
     principal: Option<&'a Principal>,
+    nav: &'a [nav::NavItem],
 }
 
 impl<'a> Page<'a> {
@@ -45,11 +28,13 @@ impl<'a> Page<'a> {
         state: &'a AppState,
         req: &'a RequestInfo,
         principal: Option<&'a Principal>,
+        nav: &'a [nav::NavItem],
     ) -> Self {
         Page {
             state,
             req,
             principal,
+            nav,
         }
     }
 
@@ -106,9 +91,7 @@ impl<'a> Page<'a> {
                     "role": p.role.as_str(),
                 }),
             );
-            let mut entries = self.state.ui().nav_entries();
-            entries.extend(module_nav_entries(self.state));
-            ctx.insert("nav", &nav::visible(&entries, p, &self.req.path));
+            ctx.insert("nav", self.nav);
             if let AuthMethod::Session { csrf_token, .. } = &p.method {
                 ctx.insert("csrf_token", csrf_token);
             }

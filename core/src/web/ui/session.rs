@@ -8,6 +8,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::i18n::Lang;
+use super::nav::NavItem;
 use super::render::Page;
 use crate::auth::principal::AuthMethod;
 use crate::auth::Principal;
@@ -53,6 +54,8 @@ pub struct UiUser {
     pub principal: Principal,
     /// Language and htmx headers.
     pub req: RequestInfo,
+    /// The navigation bar (empty for htmx fragments, which have none).
+    pub(crate) nav: Vec<NavItem>,
 }
 
 impl UiUser {
@@ -80,7 +83,7 @@ impl UiUser {
 
     /// The renderer of this request.
     pub(crate) fn page<'a>(&'a self, state: &'a AppState) -> Page<'a> {
-        Page::new(state, &self.req, Some(&self.principal))
+        Page::new(state, &self.req, Some(&self.principal), &self.nav)
     }
 }
 
@@ -94,12 +97,22 @@ impl FromRequestParts<AppState> for UiUser {
         match principal_of(parts, state).await {
             Ok(Some((principal, _source))) => {
                 let req = RequestInfo::from_parts(parts, principal.locale.as_deref());
-                Ok(UiUser { principal, req })
+                let nav = if req.wants_fragment() {
+                    Vec::new()
+                } else {
+                    super::nav::for_user(state, &principal, &req.path, state.ui().catalog(req.lang))
+                        .await
+                };
+                Ok(UiUser {
+                    principal,
+                    req,
+                    nav,
+                })
             }
             Ok(None) => Err(to_login(parts)),
             Err(e) => {
                 let req = RequestInfo::from_parts(parts, None);
-                Err(Page::new(state, &req, None).error(e))
+                Err(Page::new(state, &req, None, &[]).error(e))
             }
         }
     }
@@ -142,7 +155,7 @@ pub struct Guest {
 impl Guest {
     /// The renderer of this request.
     pub(crate) fn page<'a>(&'a self, state: &'a AppState) -> Page<'a> {
-        Page::new(state, &self.req, None)
+        Page::new(state, &self.req, None, &[])
     }
 }
 

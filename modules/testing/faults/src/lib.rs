@@ -88,6 +88,20 @@ impl kontor_sdk::Guest for Faults {
             "http.request" if payload.contains("/explode") => {
                 panic!("security filter panics on purpose")
             }
+            // UI hooks: one link added, one that leaves the site (the host
+            // drops it); a broken dashboard card.
+            "nav.items" => {
+                let mut value: serde_json::Value =
+                    serde_json::from_str(&payload).unwrap_or_default();
+                if let Some(items) = value["items"].as_array_mut() {
+                    items.push(serde_json::json!({ "label": "Faults", "href": "/app/faults/" }));
+                    items.push(
+                        serde_json::json!({ "label": "Away", "href": "https://evil.example/" }),
+                    );
+                }
+                FilterResult::Modify(value.to_string())
+            }
+            "dashboard.widgets" => panic!("dashboard filter panics on purpose"),
             _ => FilterResult::Pass,
         }
     }

@@ -285,6 +285,10 @@ async fn detail(
     ctx.insert("activities", &activities);
     ctx.insert("can_write", &who.can("customers.write"));
     ctx.insert("tz", &page.time_zone().await);
+    ctx.insert(
+        "tabs",
+        &crate::web::ui::hooks::customer_tabs(state, who, id.as_str()).await,
+    );
     let status = match &draft {
         Some(d) => {
             ctx.insert("note_body", &d.body);

@@ -1,5 +1,5 @@
 //! `/`: the dashboard — a greeting, customer counts, the latest activity,
-//! and the widgets modules will contribute.
+//! and the cards modules contribute through the `dashboard.widgets` hook.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -70,9 +70,10 @@ async fn build(state: &AppState, user: &UiUser, page: &Page<'_>) -> Result<Respo
         ctx.insert("recent", &recent);
         ctx.insert("tz", &page.time_zone().await);
     }
-    // Modules will add their widgets here (one card each); the layout
-    // already renders the list.
-    ctx.insert("widgets", &Vec::<serde_json::Value>::new());
+    ctx.insert(
+        "widgets",
+        &crate::web::ui::hooks::dashboard_widgets(state, who).await,
+    );
     page.render("dashboard.html", ctx)
 }
 
