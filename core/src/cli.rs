@@ -55,6 +55,92 @@ pub enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Issue, inspect and install signed license files (self-hosted).
+    License {
+        /// What to do.
+        #[command(subcommand)]
+        command: LicenseCommand,
+    },
+}
+
+/// `kontor license ...`
+#[derive(Debug, Subcommand)]
+pub enum LicenseCommand {
+    /// Vendor side: sign a license with a private key and print or write it.
+    Issue(Box<LicenseIssueArgs>),
+    /// Verify a license file and explain every field, or say exactly why it
+    /// is invalid (exit code 1).
+    Inspect {
+        /// The license file.
+        file: PathBuf,
+    },
+    /// Verify a license file and make it this installation's license; a
+    /// refused file changes nothing.
+    Install {
+        /// The license file.
+        file: PathBuf,
+    },
+    /// Show the installed license, the state (trial, active, grace,
+    /// expired) and what it means.
+    Status,
+}
+
+/// `kontor license issue ...`
+#[derive(Debug, clap::Args)]
+pub struct LicenseIssueArgs {
+    /// The private key file (`kontor-signing-key:v1:...`).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Licensee's name.
+    #[arg(long)]
+    pub licensee_name: String,
+    /// Licensee's e-mail.
+    #[arg(long)]
+    pub email: String,
+    /// Licensee's company.
+    #[arg(long)]
+    pub company: Option<String>,
+    /// starter, professional or enterprise.
+    #[arg(long)]
+    pub edition: crate::license::Edition,
+    /// End: RFC 3339 or YYYY-MM-DD (00:00 UTC), or `never` for a perpetual
+    /// license (then --updates-until is required).
+    #[arg(long)]
+    pub expires: String,
+    /// Perpetual licenses: until when updates are included.
+    #[arg(long)]
+    pub updates_until: Option<String>,
+    /// Start of validity (default: now).
+    #[arg(long)]
+    pub valid_from: Option<String>,
+    /// Modules, comma-separated: `id[@version requirement][/expiry]`, or `*`
+    /// for every module.
+    #[arg(long, value_delimiter = ',')]
+    pub modules: Vec<crate::license::ModuleGrant>,
+    /// Most users allowed.
+    #[arg(long)]
+    pub max_users: Option<u64>,
+    /// Most customers allowed.
+    #[arg(long)]
+    pub max_customers: Option<u64>,
+    /// Most tenants allowed.
+    #[arg(long)]
+    pub max_tenants: Option<u64>,
+    /// Days modules keep working after expiry.
+    #[arg(long, default_value_t = crate::license::payload::DEFAULT_GRACE_DAYS)]
+    pub grace_days: u32,
+    /// Bind to this installation id (`kontor license status` shows it).
+    #[arg(long)]
+    pub instance_id: Option<String>,
+    /// Bind to this host name (of the installation's public URL).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// License id (default: a new UUID).
+    #[arg(long)]
+    pub license_id: Option<String>,
+    /// Write the license here instead of printing it.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `kontor module ...`
@@ -292,6 +378,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             print!("{}", crate::web::openapi::document_json());
             Ok(())
         }
+        Command::License { command } => license_command(&config, clock, command).await,
     }
 }
 
@@ -470,4 +557,142 @@ async fn module_command(
         }
     }
     Ok(())
+}
+
+async fn license_command(
+    config: &Config,
+    clock: SharedClock,
+    command: LicenseCommand,
+) -> anyhow::Result<()> {
+    use crate::license::{describe::describe, store, KeySet};
+    let keys = KeySet::builtin();
+    let now = clock.now_ms();
+    let hostname = config
+        .public_url
+        .as_ref()
+        .and_then(|u| u.host_str())
+        .map(str::to_string);
+    // A license refusal is printed as its sentence and stable code.
+    let refused = |e: crate::Error| anyhow::anyhow!("{e} [{}]", e.code().as_str());
+    let print_fields = |license: &crate::license::License| {
+        for (label, value) in describe(license) {
+            println!("{:<14}{value}", format!("{label}:"));
+        }
+    };
+    match command {
+        LicenseCommand::Issue(args) => {
+            let payload = issue_payload(&args, now)?;
+            payload
+                .validate()
+                .map_err(|e| anyhow::anyhow!("cannot issue this license: {e}"))?;
+            let (_, key) = crate::modules::trust::read_signing_key(&args.key)?;
+            let text = crate::license::issue(&key, &payload).map_err(|e| refused(e.into()))?;
+            match &args.out {
+                Some(path) => {
+                    std::fs::write(path, &text)
+                        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+                    println!("wrote license {} to {}", payload.license_id, path.display());
+                }
+                None => print!("{text}"),
+            }
+        }
+        LicenseCommand::Inspect { file } => {
+            let bytes = read_license_file(&file)?;
+            let license = crate::license::verify(&bytes, &keys).map_err(|e| refused(e.into()))?;
+            print_fields(&license);
+            license.check_time(now).map_err(|e| refused(e.into()))?;
+            println!("valid now:    yes (the signature verifies and the dates fit; an instance binding is checked on install)");
+        }
+        LicenseCommand::Install { file } => {
+            let bytes = read_license_file(&file)?;
+            let db = open_db(config).await?;
+            let status = store::install(&db, &keys, hostname.as_deref(), &bytes, now)
+                .await
+                .map_err(refused)?;
+            println!(
+                "installed license {}",
+                status
+                    .license
+                    .as_ref()
+                    .map_or("", |l| l.payload().license_id.as_str())
+            );
+            println!("state:        {}", status.state.name());
+            println!("{}", status.explanation());
+        }
+        LicenseCommand::Status => {
+            let db = open_db(config).await?;
+            store::touch_last_seen(&db, now).await?;
+            let status = store::status(&db, &keys, hostname.as_deref(), now).await?;
+            if keys.trusts_test_key() {
+                println!("WARNING: this is a development build (feature dev-keys): it accepts licenses signed with the test key");
+            }
+            println!("{:<14}{}", "instance id:", status.instance_id);
+            println!("{:<14}{}", "state:", status.state.name());
+            match &status.license {
+                Some(license) => print_fields(license),
+                None => println!("{:<14}none installed", "license:"),
+            }
+            println!("{}", status.explanation());
+        }
+    }
+    Ok(())
+}
+
+fn read_license_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+}
+
+/// The payload `kontor license issue` signs, from its arguments.
+fn issue_payload(
+    args: &LicenseIssueArgs,
+    now: i64,
+) -> anyhow::Result<crate::license::LicensePayload> {
+    use crate::license::payload::{parse_time_arg, InstanceBinding, FORMAT_VERSION};
+    // Whole seconds: the file is read by people, and milliseconds say nothing.
+    let now = now - now.rem_euclid(1000);
+    let time =
+        |flag: &str, text: &str| parse_time_arg(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"));
+    let expires_at = match args.expires.as_str() {
+        "never" => None,
+        text => Some(time("expires", text)?),
+    };
+    let instance =
+        (args.instance_id.is_some() || args.hostname.is_some()).then(|| InstanceBinding {
+            instance_id: args.instance_id.clone(),
+            hostname: args.hostname.clone(),
+        });
+    Ok(crate::license::LicensePayload {
+        format_version: FORMAT_VERSION,
+        license_id: args
+            .license_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        licensee: crate::license::Licensee {
+            name: args.licensee_name.clone(),
+            email: args.email.clone(),
+            company: args.company.clone(),
+        },
+        edition: args.edition,
+        issued_at: now,
+        valid_from: args
+            .valid_from
+            .as_deref()
+            .map(|t| time("valid-from", t))
+            .transpose()?
+            .unwrap_or(now),
+        expires_at,
+        updates_until: args
+            .updates_until
+            .as_deref()
+            .map(|t| time("updates-until", t))
+            .transpose()?,
+        instance,
+        modules: args.modules.clone(),
+        limits: crate::license::Limits {
+            users: args.max_users,
+            customers: args.max_customers,
+            tenants: args.max_tenants,
+        },
+        grace_days: args.grace_days,
+    })
 }

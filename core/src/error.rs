@@ -94,6 +94,28 @@ error_codes! {
     Internal => ("internal", INTERNAL_SERVER_ERROR),
     /// A dependency (the database) is not available right now.
     Unavailable => ("unavailable", SERVICE_UNAVAILABLE),
+    /// The text is not an armored Kontor license (missing BEGIN/END lines, not text, too large).
+    LicenseBadArmor => ("license_bad_armor", UNPROCESSABLE_ENTITY),
+    /// The license text or a part of it is not valid base64: it was damaged.
+    LicenseBadBase64 => ("license_bad_base64", UNPROCESSABLE_ENTITY),
+    /// The license's JSON is malformed, or its fields do not fit together.
+    LicenseBadJson => ("license_bad_json", UNPROCESSABLE_ENTITY),
+    /// The license is signed with a key this build does not trust.
+    LicenseUnknownKey => ("license_unknown_key", UNPROCESSABLE_ENTITY),
+    /// The license's signature does not match its contents: it was edited.
+    LicenseBadSignature => ("license_bad_signature", UNPROCESSABLE_ENTITY),
+    /// The license has a format version this build does not read.
+    LicenseUnsupportedVersion => ("license_unsupported_version", UNPROCESSABLE_ENTITY),
+    /// The license's valid-from date has not come yet.
+    LicenseNotYetValid => ("license_not_yet_valid", UNPROCESSABLE_ENTITY),
+    /// The license was issued later than the server's clock allows: the clock is wrong.
+    LicenseIssuedInFuture => ("license_issued_in_future", UNPROCESSABLE_ENTITY),
+    /// The license (or the trial) has ended, or the clock moved back: licensed modules are read-only.
+    LicenseExpired => ("license_expired", FORBIDDEN),
+    /// The license is bound to another installation.
+    LicenseWrongInstance => ("license_wrong_instance", UNPROCESSABLE_ENTITY),
+    /// Creating one more would exceed a limit of the license; `details` names it.
+    LicenseLimitReached => ("license_limit_reached", FORBIDDEN),
 }
 
 /// An error the core returns to a caller.

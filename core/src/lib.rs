@@ -28,6 +28,8 @@ pub mod error;
 pub mod ids;
 /// The durable job queue and its worker loop.
 pub mod jobs;
+/// Signed offline licenses: the file format, verification, trial and expiry states.
+pub mod license;
 /// Modules: manifests, packages, the registry, and their place in the host.
 pub mod modules;
 /// Per-tenant and global settings.

@@ -12,6 +12,7 @@ mod cli;
 mod crm;
 mod errors;
 mod isolation;
+mod license;
 mod modules;
 mod openapi;
 mod ops;
