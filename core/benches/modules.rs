@@ -297,7 +297,18 @@ async fn native_greeting_db(
     who: Principal,
     Query(q): Query<GreetingQuery>,
 ) -> kontor::Result<Json<Value>> {
-    entitlements::check(state.db(), &who.tenant_id, "hello", "hello", state.now_ms()).await?;
+    let hello = state
+        .modules()
+        .get("hello")
+        .ok_or_else(|| kontor::Error::internal("hello is not loaded"))?;
+    entitlements::check(
+        state.db(),
+        state.licensing(),
+        &who.tenant_id,
+        &hello.manifest,
+        state.now_ms(),
+    )
+    .await?;
     who.require("hello.view")?;
     let word = read_greeting_setting(state.db(), &who.tenant_id)
         .await?
@@ -670,14 +681,7 @@ async fn route_throughput(app: &BenchApp, s: &Settings) -> Result<RouteResult> {
     let warm = s.iters / 10;
     let check = timed(warm, s.iters, || async {
         let now = app.state.now_ms();
-        entitlements::check(
-            db,
-            &app.tenant,
-            "hello",
-            module.manifest.entitlement_key(),
-            now,
-        )
-        .await?;
+        entitlements::check(db, host.licensing(), &app.tenant, &module.manifest, now).await?;
         Ok(())
     })
     .await?;
@@ -917,7 +921,10 @@ async fn filter_fan_out(app: &BenchApp, data_dir: &Path, s: &Settings) -> Result
     .await?;
     let lookups = timed(warm, s.iters, || async {
         for m in &chain_modules {
-            if !entitlements::is_entitled(db, tenant, m.manifest.entitlement_key(), now).await? {
+            if !entitlements::access(db, host.licensing(), tenant, &m.manifest, now)
+                .await?
+                .is_enabled()
+            {
                 bail!("{} is not entitled", m.manifest.id);
             }
         }
@@ -933,7 +940,10 @@ async fn filter_fan_out(app: &BenchApp, data_dir: &Path, s: &Settings) -> Result
     .await?;
     let interleaved = timed(warm, s.iters, || async {
         for m in &chain_modules {
-            if entitlements::is_entitled(db, tenant, m.manifest.entitlement_key(), now).await? {
+            if entitlements::access(db, host.licensing(), tenant, &m.manifest, now)
+                .await?
+                .is_enabled()
+            {
                 host.filter(m, tenant, HOOK, &payload_text).await?;
             }
         }
@@ -965,7 +975,7 @@ async fn filter_fan_out(app: &BenchApp, data_dir: &Path, s: &Settings) -> Result
     );
     for (label, st) in [
         ("filters::run, 5 modules (the chain)", chain),
-        ("  its parts alone: 5 × entitlements::is_entitled", lookups),
+        ("  its parts alone: 5 × entitlements::access", lookups),
         ("  its parts alone: 5 × ModuleHost::filter", calls),
         (
             "  both interleaved by hand, as filters::run does",

@@ -76,6 +76,7 @@ fn main() {
     for (crate_name, id) in [
         ("kontor_module_hello", "hello"),
         ("kontor_test_faults", "faults"),
+        ("kontor_test_caps", "caps"),
     ] {
         let wasm = artifacts.join(format!("{crate_name}.wasm"));
         assert!(

@@ -38,6 +38,15 @@ impl AuditEvent {
         self.actor_id = Some(user_id.to_string());
         self
     }
+    /// The principal's tenant, and its user as the actor when there is one
+    /// (a system caller has none).
+    pub fn by(mut self, who: &crate::auth::Principal) -> Self {
+        self = self.tenant(&who.tenant_id);
+        if let Some(u) = who.user() {
+            self = self.actor(u.as_str());
+        }
+        self
+    }
     /// What it was done to.
     pub fn target(mut self, kind: &str, id: &str) -> Self {
         self.target_type = Some(kind.to_string());

@@ -1,4 +1,5 @@
-//! A small per-tenant read cache with a time to live.
+//! Small read caches with a time to live: one value per tenant
+//! ([`TenantCache`]) or one for the whole installation ([`TtlCell`]).
 //!
 //! Module calls ask the database the same questions many times a second
 //! (is the tenant entitled, what are the module's settings). The answers
@@ -37,9 +38,7 @@ impl<V> TenantCache<V> {
     pub fn get(&self, tenant: &TenantId, now: i64) -> Option<Arc<V>> {
         let entries = self.entries.read().ok()?;
         let (read_at, value) = entries.get(tenant)?;
-        (*read_at..read_at + self.ttl_ms)
-            .contains(&now)
-            .then(|| value.clone())
+        fresh(*read_at, self.ttl_ms, now).then(|| value.clone())
     }
 
     /// Remember `value` as read for `tenant` at `now`, and hand it back.
@@ -68,6 +67,52 @@ impl<V> TenantCache<V> {
     }
 }
 
+/// Whether a value read at `read_at` still counts at `now`. A read "in the
+/// future" does not: the injected clock of tests may move backwards.
+fn fresh(read_at: i64, ttl_ms: i64, now: i64) -> bool {
+    (read_at..read_at.saturating_add(ttl_ms)).contains(&now)
+}
+
+/// One value for the whole installation (the license status), remembered
+/// with the time it was read; the same rules as [`TenantCache`].
+pub struct TtlCell<V> {
+    ttl_ms: i64,
+    entry: RwLock<Option<(i64, Arc<V>)>>,
+}
+
+impl<V> TtlCell<V> {
+    /// An empty cell whose value counts for `ttl_ms` milliseconds.
+    pub fn new(ttl_ms: i64) -> Self {
+        TtlCell {
+            ttl_ms,
+            entry: RwLock::new(None),
+        }
+    }
+
+    /// The value, if it was read in the last TTL before `now`.
+    pub fn get(&self, now: i64) -> Option<Arc<V>> {
+        let entry = self.entry.read().ok()?;
+        let (read_at, value) = entry.as_ref()?;
+        fresh(*read_at, self.ttl_ms, now).then(|| value.clone())
+    }
+
+    /// Remember `value` as read at `now`, and hand it back.
+    pub fn put(&self, now: i64, value: V) -> Arc<V> {
+        let value = Arc::new(value);
+        if let Ok(mut entry) = self.entry.write() {
+            *entry = Some((now, value.clone()));
+        }
+        value
+    }
+
+    /// Drop the value after a change.
+    pub fn forget(&self) {
+        if let Ok(mut entry) = self.entry.write() {
+            *entry = None;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +132,17 @@ mod tests {
         assert_eq!(cache.get(&b, 10_500).as_deref(), Some(&2));
         cache.forget(None);
         assert_eq!(cache.get(&b, 10_500), None);
+    }
+
+    #[test]
+    fn a_cell_counts_for_the_ttl_and_until_forgotten() {
+        let cell = TtlCell::new(1_000);
+        assert_eq!(cell.get(10_000), None);
+        cell.put(10_000, "status");
+        assert_eq!(cell.get(10_999).as_deref(), Some(&"status"));
+        assert_eq!(cell.get(11_000), None, "expired at read + ttl");
+        assert_eq!(cell.get(9_999), None, "clock moved back");
+        cell.forget();
+        assert_eq!(cell.get(10_500), None);
     }
 }

@@ -61,6 +61,18 @@ pub enum Command {
         #[command(subcommand)]
         command: LicenseCommand,
     },
+    /// Offer, list and archive the plans tenants subscribe to (SaaS operator).
+    Plan {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::subscriptions::cli::PlanCommand,
+    },
+    /// Tenants' subscriptions: list, activate (SaaS operator).
+    Subscription {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::subscriptions::cli::SubscriptionCommand,
+    },
 }
 
 /// `kontor license ...`
@@ -379,6 +391,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::License { command } => license_command(&config, clock, command).await,
+        Command::Plan { command } => {
+            let db = open_db(&config).await?;
+            crate::subscriptions::cli::plan(&db, &config, clock.as_ref(), command).await
+        }
+        Command::Subscription { command } => {
+            let db = open_db(&config).await?;
+            crate::subscriptions::cli::subscription(&db, &config, clock.as_ref(), command).await
+        }
     }
 }
 
@@ -434,17 +454,31 @@ async fn serve(db: Db, config: Config, clock: SharedClock) -> anyhow::Result<()>
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (KONTOR_LISTEN): {e}", config.listen))?;
     let run_worker = config.run_worker;
     let mode = config.mode;
+    let subscription_policy = crate::subscriptions::Policy::from_config(&config);
     let state = AppState::new(db.clone(), config, clock.clone())?;
     let modules = state.modules().clone();
     crate::modules::registry::load_enabled(&db, &modules).await?;
     crate::modules::registry::sync_bundled(&db, &modules, mode, clock.now_ms()).await?;
+    let licensing = state.licensing().clone();
     if mode == Mode::SelfHosted {
+        // The first start records the installation's 30-day trial; every
+        // start and then every hour records the time, so a clock set back
+        // is noticed. The per-module `trial` rows only say which tenants
+        // have a module; the license decides how long (entitlements.rs).
+        licensing.record_time(&db, clock.now_ms()).await?;
         crate::modules::registry::grant_trials_for_installed(&db, clock.now_ms()).await?;
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.changed().await;
     };
+    let license_clock = (mode == Mode::SelfHosted).then(|| {
+        tokio::spawn(licensing.keep_recording_time(
+            db.clone(),
+            clock.clone(),
+            stopped(stop_rx.clone()),
+        ))
+    });
     let workers = run_worker.then(|| {
         let mut handlers = crate::jobs::worker::Handlers::core(db.clone(), clock.clone());
         crate::modules::jobs::register(&mut handlers, modules.clone(), db.clone(), clock.clone());
@@ -462,6 +496,15 @@ async fn serve(db: Db, config: Config, clock: SharedClock) -> anyhow::Result<()>
         ));
         (worker, background)
     });
+    // SaaS: trials, periods and graces that run out change entitlements.
+    let subscription_sweep = (mode == Mode::Saas && run_worker).then(|| {
+        tokio::spawn(crate::subscriptions::sync::run(
+            db.clone(),
+            clock.clone(),
+            subscription_policy,
+            stopped(stop_rx.clone()),
+        ))
+    });
     tracing::info!(addr = %listener.local_addr()?, version = crate::VERSION, "kontor listening");
     crate::web::serve(listener, state, async {
         let _ = tokio::signal::ctrl_c().await;
@@ -472,6 +515,12 @@ async fn serve(db: Db, config: Config, clock: SharedClock) -> anyhow::Result<()>
     if let Some((worker, background)) = workers {
         let _ = worker.await;
         let _ = background.await;
+    }
+    if let Some(license_clock) = license_clock {
+        let _ = license_clock.await;
+    }
+    if let Some(sweep) = subscription_sweep {
+        let _ = sweep.await;
     }
     db.close().await;
     Ok(())

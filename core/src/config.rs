@@ -53,6 +53,18 @@ pub struct Config {
     pub trust_proxy: bool,
     /// Development mode: unsigned module packages and the SDK's dev key are accepted.
     pub dev: bool,
+    /// The key that encrypts module secrets; without it, the key file in
+    /// the data dir (made on first use). Never printed.
+    pub secret_key: Option<crate::modules::secret_key::MasterKey>,
+    /// SaaS: the secret the payment provider signs webhook events with
+    /// (`Kontor-Signature`); without it the payment webhook refuses events.
+    pub payment_webhook_secret: Option<crate::subscriptions::Secret>,
+    /// SaaS: the bearer token of the platform operator's billing system for
+    /// `POST /api/v1/subscriptions/{id}/activate` across tenants; unset: none.
+    pub operator_token: Option<crate::subscriptions::Secret>,
+    /// SaaS: days a past-due subscription keeps its modules working before
+    /// they go read-only.
+    pub payment_grace_days: i64,
 }
 
 /// A configuration value that is not acceptable.
@@ -92,6 +104,10 @@ struct FileConfig {
     run_worker: Option<bool>,
     trust_proxy: Option<bool>,
     dev: Option<bool>,
+    secret_key: Option<String>,
+    payment_webhook_secret: Option<String>,
+    operator_token: Option<String>,
+    payment_grace_days: Option<i64>,
 }
 
 impl Config {
@@ -228,6 +244,40 @@ impl Config {
         )?;
         let dev = boolean(pick("dev", fc.dev.map(|v| v.to_string())), false)?;
 
+        let secret_key = match pick("secret_key", fc.secret_key) {
+            Some((key, v)) => Some(crate::modules::secret_key::MasterKey::parse(&v).map_err(
+                |m| {
+                    // The value is a key: the error must not repeat it.
+                    invalid((key, "(hidden)".into()), m)
+                },
+            )?),
+            None => None,
+        };
+
+        // Secrets: an error names the key, never the value.
+        let secret = |kv: Option<(String, String)>| {
+            kv.map(|(key, v)| {
+                crate::subscriptions::Secret::parse(&v)
+                    .map_err(|m| invalid((key, "(hidden)".into()), &m))
+            })
+            .transpose()
+        };
+        let payment_webhook_secret =
+            secret(pick("payment_webhook_secret", fc.payment_webhook_secret))?;
+        let operator_token = secret(pick("operator_token", fc.operator_token))?;
+        let payment_grace_days = match pick(
+            "payment_grace_days",
+            fc.payment_grace_days.map(|v| v.to_string()),
+        ) {
+            Some(kv) => {
+                kv.1.parse::<i64>()
+                    .ok()
+                    .filter(|d| (0..=90).contains(d))
+                    .ok_or_else(|| invalid(kv, "expected whole days between 0 and 90"))?
+            }
+            None => crate::subscriptions::access::DEFAULT_GRACE_DAYS,
+        };
+
         Ok(Config {
             database_url,
             data_dir,
@@ -239,6 +289,10 @@ impl Config {
             run_worker,
             trust_proxy,
             dev,
+            secret_key,
+            payment_webhook_secret,
+            operator_token,
+            payment_grace_days,
         })
     }
 
@@ -280,6 +334,18 @@ mod tests {
             let err = Config::from_sources(None, &env(&[(key, value)])).unwrap_err();
             assert!(err.to_string().contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn the_secret_key_is_validated_and_never_repeated() {
+        let key = "c2VjcmV0LWtleS1mb3ItY29uZmlnLXRlc3RzLTEyMzQ=";
+        let c = Config::from_sources(None, &env(&[("KONTOR_SECRET_KEY", key)])).unwrap();
+        assert!(c.secret_key.is_some());
+        assert!(!format!("{c:?}").contains(key), "Debug hides the key");
+        let bad = "not-a-key-but-a-password";
+        let err = Config::from_sources(None, &env(&[("KONTOR_SECRET_KEY", bad)])).unwrap_err();
+        assert!(err.to_string().contains("KONTOR_SECRET_KEY"), "{err}");
+        assert!(!err.to_string().contains(bad), "{err}");
     }
 
     #[test]

@@ -116,6 +116,14 @@ error_codes! {
     LicenseWrongInstance => ("license_wrong_instance", UNPROCESSABLE_ENTITY),
     /// Creating one more would exceed a limit of the license; `details` names it.
     LicenseLimitReached => ("license_limit_reached", FORBIDDEN),
+    /// Module secrets cannot be stored or read: no usable secret key (config `secret_key` or the key file in the data dir), or a secret sealed with another key.
+    SecretKeyUnavailable => ("secret_key_unavailable", INTERNAL_SERVER_ERROR),
+    /// A payment webhook's `Kontor-Signature` is missing, malformed, too old or does not match; `details.reason` says which.
+    WebhookSignatureInvalid => ("webhook_signature_invalid", BAD_REQUEST),
+    /// The subscription is activated by its payment (the payment webhook) or by the operator, not by the tenant.
+    PaymentRequired => ("payment_required", PAYMENT_REQUIRED),
+    /// Payments are not set up on this server (no `payment_webhook_secret`).
+    PaymentsNotConfigured => ("payments_not_configured", SERVICE_UNAVAILABLE),
 }
 
 /// An error the core returns to a caller.
@@ -244,6 +252,10 @@ pub const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
         "customers.tenant_id, customers.email_norm",
     ),
     ("tenants_slug_key", "tenants.slug"),
+    (
+        "subscriptions_one_open_per_tenant",
+        "subscriptions.tenant_id",
+    ),
 ];
 
 /// The JSON error body: `{"error": {"code", "message", "details"}}`.

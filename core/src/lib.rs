@@ -8,7 +8,7 @@
 pub mod audit;
 /// Tenants, users and the role → permission map; login, sessions and API tokens.
 pub mod auth;
-/// A per-tenant read cache with a time to live (entitlements, settings).
+/// Read caches with a time to live: per tenant (entitlements, settings) and per installation (license status).
 pub mod cache;
 /// Command-line interface of the `kontor` binary (serve, demo, migrate, admin, tenant).
 pub mod cli;
@@ -28,12 +28,14 @@ pub mod error;
 pub mod ids;
 /// The durable job queue and its worker loop.
 pub mod jobs;
-/// Signed offline licenses: the file format, verification, trial and expiry states.
+/// Signed offline licenses: the file format, verification, trial and expiry states, limits, and the licensing a running server applies.
 pub mod license;
 /// Modules: manifests, packages, the registry, and their place in the host.
 pub mod modules;
 /// Per-tenant and global settings.
 pub mod settings;
+/// SaaS plans and subscriptions, the payment webhook, and the entitlements they give.
+pub mod subscriptions;
 /// Tenants: creation and lookup.
 pub mod tenants;
 /// The HTTP server: REST API, OpenAPI document, UI, health and metrics.

@@ -2,7 +2,8 @@
 //!
 //! Every key is declared with a type and a default in [`CORE_SETTINGS`], so
 //! a typo is refused instead of stored, and reading an unset key gives the
-//! documented default. Modules will declare theirs the same way.
+//! documented default. Modules declare theirs in their manifest, stored in
+//! the same table as `module.{id}.{key}` ([`crate::modules::settings`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
@@ -150,6 +151,13 @@ pub async fn stored(db: &Db, tenant: &TenantId, now: i64) -> Result<Arc<HashMap<
             .fetch_all(db.pool())
             .await?;
     Ok(cache().put(tenant, now, rows.into_iter().collect()))
+}
+
+/// Drop what this process remembers of a tenant's stored settings (or of
+/// every tenant's), after a write that did not go through [`set`] (module
+/// settings, validated against their module's manifest).
+pub(crate) fn forget_cached(tenant: Option<&TenantId>) {
+    cache().forget(tenant);
 }
 
 /// Store a setting after validating it.

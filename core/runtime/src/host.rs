@@ -2,11 +2,19 @@
 //! implements for each call.
 //!
 //! Every method works on the tenant and module the host bound when it
-//! created the value; none takes a tenant. The types here are independent
+//! created the value; none takes a tenant. Whether the module may use a
+//! capability at all (`secrets`, `crm`) is the implementation's decision,
+//! made per call; the runtime links every interface, so a module that asks
+//! for something it was not granted gets an error it can report, never a
+//! linker failure. The types here are independent
 //! of the contract version: each [`crate::api`] version converts its own
 //! generated types to and from these, so the host implements them once.
 
 use async_trait::async_trait;
+
+pub mod crm;
+
+pub use crm::{Contact, CrmError, Customer, CustomerPage, CustomerQuery, TimelineEntry, User};
 
 /// Log level of a guest log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +170,21 @@ pub trait Capabilities: Send + Sync {
     async fn emit_event(&self, name: &str, payload: &str) -> Result<(), String>;
     /// A setting of the module, as JSON.
     async fn setting(&self, key: &str) -> Option<String>;
+    /// A secret of the module (`secrets` capability); the error never holds
+    /// a secret value.
+    async fn secret(&self, name: &str) -> Result<Option<String>, String>;
+    /// One customer the caller may see (`crm` capability).
+    async fn crm_customer(&self, id: &str) -> Result<Option<Customer>, CrmError>;
+    /// A page of customers the caller may see.
+    async fn crm_customers(&self, query: CustomerQuery) -> Result<CustomerPage, CrmError>;
+    /// The contacts of a customer the caller may see.
+    async fn crm_contacts(&self, customer_id: &str) -> Result<Vec<Contact>, CrmError>;
+    /// The users of the tenant.
+    async fn crm_users(&self) -> Result<Vec<User>, CrmError>;
+    /// Write a timeline entry; its id.
+    async fn crm_add_timeline_entry(&self, entry: TimelineEntry) -> Result<String, CrmError>;
+    /// Add a note to a customer; its id.
+    async fn crm_add_note(&self, customer_id: &str, body: &str) -> Result<String, CrmError>;
 }
 
 /// Capabilities that refuse everything: for calls that must not touch
@@ -209,4 +232,29 @@ impl Capabilities for NoCapabilities {
     async fn setting(&self, _: &str) -> Option<String> {
         None
     }
+    async fn secret(&self, _: &str) -> Result<Option<String>, String> {
+        Err("no secrets in this call".into())
+    }
+    async fn crm_customer(&self, _: &str) -> Result<Option<Customer>, CrmError> {
+        Err(no_crm())
+    }
+    async fn crm_customers(&self, _: CustomerQuery) -> Result<CustomerPage, CrmError> {
+        Err(no_crm())
+    }
+    async fn crm_contacts(&self, _: &str) -> Result<Vec<Contact>, CrmError> {
+        Err(no_crm())
+    }
+    async fn crm_users(&self) -> Result<Vec<User>, CrmError> {
+        Err(no_crm())
+    }
+    async fn crm_add_timeline_entry(&self, _: TimelineEntry) -> Result<String, CrmError> {
+        Err(no_crm())
+    }
+    async fn crm_add_note(&self, _: &str, _: &str) -> Result<String, CrmError> {
+        Err(no_crm())
+    }
+}
+
+fn no_crm() -> CrmError {
+    CrmError::Denied("no CRM access in this call".into())
 }

@@ -27,6 +27,9 @@ pub enum AuthMethod {
         /// Token id.
         id: String,
     },
+    /// No user at all: module code running for the tenant in an event or a
+    /// job, with the permissions the host granted it ([`Principal::system`]).
+    System,
 }
 
 /// Which customers the caller may see at all.
@@ -95,8 +98,37 @@ impl Principal {
     pub fn session_id(&self) -> Option<&str> {
         match &self.method {
             AuthMethod::Session { id, .. } => Some(id),
-            AuthMethod::Token { .. } => None,
+            AuthMethod::Token { .. } | AuthMethod::System => None,
         }
+    }
+
+    /// A caller with no user, for code the host runs on behalf of the tenant
+    /// (a module's event handler or job). It holds exactly `permissions`,
+    /// sees every customer of the tenant, and has no user id: nothing it
+    /// writes names an author.
+    pub fn system(tenant: TenantId, name: &str, permissions: &[&str]) -> Principal {
+        Principal {
+            tenant_id: tenant,
+            user_id: UserId::from_trusted(""),
+            // Staff: the widest customer scope without any owner/admin-only powers.
+            role: Role::Staff,
+            name: name.to_string(),
+            email: String::new(),
+            locale: None,
+            customer_id: None,
+            permissions: permissions.iter().map(|p| p.to_string()).collect(),
+            method: AuthMethod::System,
+        }
+    }
+
+    /// Whether this is a [`Principal::system`] caller, not a user.
+    pub fn is_system(&self) -> bool {
+        matches!(self.method, AuthMethod::System)
+    }
+
+    /// The user's id, or `None` for a system caller.
+    pub fn user(&self) -> Option<&UserId> {
+        (!self.is_system()).then_some(&self.user_id)
     }
 }
 

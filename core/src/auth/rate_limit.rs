@@ -77,13 +77,16 @@ fn prune(hits: &mut VecDeque<i64>, now: i64, window_ms: i64) {
     }
 }
 
-/// The two login limits.
+/// The login limits, and the limit on self-service registration (SaaS),
+/// which would otherwise let one client make tenants without end.
 #[derive(Debug)]
 pub struct LoginLimiter {
     /// Failed logins per account (normalised e-mail).
     pub per_account: SlidingWindow,
     /// Login attempts per client IP.
     pub per_ip: SlidingWindow,
+    /// Registration attempts per client IP.
+    pub registrations_per_ip: SlidingWindow,
 }
 
 impl Default for LoginLimiter {
@@ -96,6 +99,10 @@ impl Default for LoginLimiter {
             per_ip: SlidingWindow::new(Limit {
                 max: 30,
                 window_ms: 5 * 60_000,
+            }),
+            registrations_per_ip: SlidingWindow::new(Limit {
+                max: 10,
+                window_ms: 60 * 60_000,
             }),
         }
     }

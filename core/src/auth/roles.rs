@@ -146,6 +146,21 @@ pub const CORE_PERMISSIONS: &[(&str, &str, &[Role])] = &[
         "See failed background work and replay it",
         &[Admin],
     ),
+    (
+        "subscriptions.read",
+        "See the tenant's subscription and plan (SaaS)",
+        &[Admin],
+    ),
+    (
+        "subscriptions.manage",
+        "Choose a plan and cancel the subscription (SaaS)",
+        &[],
+    ),
+    (
+        "license.manage",
+        "See the installation's license and install a new one (self-hosted)",
+        &[Admin],
+    ),
 ];
 
 /// All permissions known to this host: the core's and every module's.

@@ -7,6 +7,7 @@ use crate::clock::rfc3339;
 use crate::db::{Db, Tx};
 use crate::error::{Code, Error, Result};
 use crate::ids::{TenantId, UserId};
+use crate::license::{Licensing, LimitKind, Quota};
 
 /// A user as the API shows it (never the password hash).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -127,6 +128,18 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The license's cap that creating a user of `role` counts against: users
+/// who work in the CRM count, a customer's portal login does not. Check it
+/// in the creating transaction, before [`create`]. (The operator's `kontor
+/// admin create` and a new tenant's owner are not capped: an operator can
+/// always get an administrator in.)
+pub async fn quota_for(licensing: &Licensing, db: &Db, role: Role, now: i64) -> Result<Quota> {
+    if role == Role::Customer {
+        return Ok(Quota::unlimited(LimitKind::Users));
+    }
+    licensing.quota(db, LimitKind::Users, now).await
+}
+
 /// Create a user inside `tx`.
 pub async fn create(tx: &mut Tx, tenant: &TenantId, new: &NewUser, now: i64) -> Result<User> {
     if !is_plausible_email(&new.email) {
@@ -240,12 +253,15 @@ pub async fn list(db: &Db, tenant: &TenantId) -> Result<Vec<User>> {
 
 /// Change a user. `actor_role` decides whether owner changes are allowed:
 /// only an owner makes or unmakes owners, and the last active owner stays.
+/// Enabling a disabled user, or making a portal user a CRM user, takes a
+/// place of the license's `users_quota`.
 pub async fn update(
     db: &Db,
     tenant: &TenantId,
     id: &str,
     patch: &UserPatch,
     actor_role: Role,
+    users_quota: &Quota,
     now: i64,
 ) -> Result<User> {
     if let Some(name) = &patch.name {
@@ -265,6 +281,12 @@ pub async fn update(
         None => None,
     };
     let mut tx = db.begin().await?;
+    if patch.status.as_deref() == Some("active") || patch.role.is_some_and(|r| r != Role::Customer)
+    {
+        // Before the read below; counted once the row shows whether this
+        // change takes a place.
+        users_quota.lock_tx(&mut tx).await?;
+    }
     let row = sqlx::query_as::<_, UserRow>(&format!(
         "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND id = $2{}",
         db.for_update()
@@ -301,6 +323,12 @@ pub async fn update(
                 "the last active owner cannot be demoted or disabled",
             ));
         }
+    }
+    let counted = |role: Role, status: &str| role != Role::Customer && status == "active";
+    let after_role = patch.role.unwrap_or(current);
+    let after_status = patch.status.as_deref().unwrap_or(&row.status);
+    if counted(after_role, after_status) && !counted(current, &row.status) {
+        users_quota.check_tx(&mut tx).await?;
     }
     if patch.role.is_some_and(|r| r == Role::Customer) && row.customer_id.is_none() {
         return Err(Error::invalid(

@@ -5,6 +5,12 @@
 //! and timeline entry) or rejected with its line number and reason — never
 //! half-written. Rows are de-duplicated on e-mail: against the file itself
 //! and against the customers the tenant already has.
+//!
+//! A license that caps customers: an import that would cross the cap
+//! imports rows up to it, in file order, and rejects every row after with
+//! `license_limit_reached`'s sentence (which names the limit) — like any
+//! other rejected row, so the report says exactly which lines to import
+//! again under a larger license. Existing customers are never touched.
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,6 +26,7 @@ use crate::db::args::Args;
 use crate::db::Db;
 use crate::error::{Code, Error, Result};
 use crate::ids::{new_id, CustomerId};
+use crate::license::Quota;
 
 /// Columns the import reads. `tags` is `;`-separated, `custom_fields` a JSON object.
 pub const COLUMNS: &[&str] = &[
@@ -87,8 +94,15 @@ struct Pending {
     email_norm: Option<String>,
 }
 
-/// Import customers from CSV text read from `input`.
-pub async fn import<R>(db: &Db, who: &Principal, input: R, now: i64) -> Result<ImportReport>
+/// Import customers from CSV text read from `input`, within the license's
+/// `quota` of customers.
+pub async fn import<R>(
+    db: &Db,
+    who: &Principal,
+    input: R,
+    quota: &Quota,
+    now: i64,
+) -> Result<ImportReport>
 where
     R: AsyncRead + Unpin + Send,
 {
@@ -180,11 +194,11 @@ where
             email_norm,
         });
         if batch.len() >= BATCH {
-            write_batch(db, who, std::mem::take(&mut batch), &mut report, now).await?;
+            write_batch(db, who, std::mem::take(&mut batch), quota, &mut report, now).await?;
         }
     }
     if !batch.is_empty() {
-        write_batch(db, who, batch, &mut report, now).await?;
+        write_batch(db, who, batch, quota, &mut report, now).await?;
     }
     // Duplicates against the database are found per batch, after the
     // per-row checks of later rows: report in file order.
@@ -248,17 +262,20 @@ fn split_error(e: &Error) -> (Option<String>, String) {
 }
 
 /// Write one batch in one transaction: drop rows whose e-mail the tenant
-/// already has, insert the rest with one statement, and their timeline
-/// entries with another.
+/// already has and rows beyond the license's cap, insert the rest with one
+/// statement, and their timeline entries with another.
 async fn write_batch(
     db: &Db,
     who: &Principal,
     batch: Vec<Pending>,
+    quota: &Quota,
     report: &mut ImportReport,
     now: i64,
 ) -> Result<()> {
     let tenant = who.tenant_id.as_str();
     let mut tx = db.begin().await?;
+    // First, so the cap's lock is taken before this transaction reads.
+    let mut room = quota.remaining_tx(&mut tx).await?;
     let emails: Vec<&String> = batch.iter().filter_map(|p| p.email_norm.as_ref()).collect();
     let mut existing: HashSet<String> = HashSet::new();
     if !emails.is_empty() {
@@ -284,7 +301,11 @@ async fn write_batch(
                 Some("email"),
                 "a customer with this e-mail already exists",
             );
+        } else if room == Some(0) {
+            let reason = quota.refusal().map_or_else(String::new, |e| e.to_string());
+            report.reject(p.line, None, reason);
         } else {
+            room = room.map(|r| r - 1);
             rows.push((CustomerId::generate(), p));
         }
     }

@@ -17,6 +17,7 @@ use crate::db::args::Args;
 use crate::db::{Backend, Db, Tx};
 use crate::error::{Code, Error, Result};
 use crate::ids::{CustomerId, TenantId};
+use crate::license::Quota;
 
 /// Most tags on one customer.
 pub const MAX_TAGS: usize = 50;
@@ -557,8 +558,14 @@ pub(crate) fn event_payload(id: &CustomerId, data: &CustomerData) -> Value {
     })
 }
 
-/// Create a customer as `who`.
-pub async fn create(db: &Db, who: &Principal, input: &CustomerInput, now: i64) -> Result<Customer> {
+/// Create a customer as `who`, within the license's `quota` of customers.
+pub async fn create(
+    db: &Db,
+    who: &Principal,
+    input: &CustomerInput,
+    quota: &Quota,
+    now: i64,
+) -> Result<Customer> {
     who.require("customers.write")?;
     let mut data = CustomerData::default().merged(input);
     match who.customer_scope() {
@@ -569,6 +576,7 @@ pub async fn create(db: &Db, who: &Principal, input: &CustomerInput, now: i64) -
     }
     data.validate()?;
     let mut tx = db.begin().await?;
+    quota.check_tx(&mut tx).await?;
     check_reseller(&mut tx, &who.tenant_id, &data.reseller_id).await?;
     let id = insert_tx(
         &mut tx,

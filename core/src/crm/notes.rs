@@ -72,7 +72,7 @@ pub async fn list(db: &Db, who: &Principal, customer: &CustomerId) -> Result<Vec
     Ok(rows.into_iter().map(Note::from).collect())
 }
 
-/// Add a note.
+/// Add a note as `who`, its author.
 pub async fn create(
     db: &Db,
     who: &Principal,
@@ -80,7 +80,22 @@ pub async fn create(
     input: &NoteInput,
     now: i64,
 ) -> Result<Note> {
+    create_from(db, who, customer, input, "core", now).await
+}
+
+/// Add a note on behalf of `source` (`core` or a module id, recorded on the
+/// timeline entry). The author is `who`'s user; a system caller (a module
+/// in an event or job) writes a note without an author.
+pub async fn create_from(
+    db: &Db,
+    who: &Principal,
+    customer: &CustomerId,
+    input: &NoteInput,
+    source: &str,
+    now: i64,
+) -> Result<Note> {
     who.require("customers.write")?;
+    let author = who.user().map(|u| u.to_string());
     let body = input.body.trim();
     if body.is_empty() {
         return Err(Error::invalid("body", "must not be empty"));
@@ -96,7 +111,7 @@ pub async fn create(
     .bind(&id)
     .bind(who.tenant_id.as_str())
     .bind(customer.as_str())
-    .bind(who.user_id.as_str())
+    .bind(&author)
     .bind(body)
     .bind(now)
     .execute(&mut *tx)
@@ -107,11 +122,11 @@ pub async fn create(
         &who.tenant_id,
         customer,
         timeline::Entry {
-            source: "core",
+            source,
             kind: "note.added",
             summary: format!("Note: {preview}"),
             data: serde_json::json!({ "note_id": id }),
-            actor_id: Some(who.user_id.to_string()),
+            actor_id: author.clone(),
         },
         now,
     )
@@ -120,7 +135,7 @@ pub async fn create(
     Ok(Note {
         id,
         customer_id: customer.to_string(),
-        author_id: Some(who.user_id.to_string()),
+        author_id: author,
         body: body.to_string(),
         created_at: rfc3339(now),
     })

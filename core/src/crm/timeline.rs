@@ -1,5 +1,5 @@
 //! The activity timeline of a customer. The core writes entries for its own
-//! changes; modules will write theirs through the `crm` capability.
+//! changes; modules write theirs through the `crm` capability ([`add`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -13,11 +13,11 @@ use crate::ids::{new_id, CustomerId, TenantId};
 
 /// An entry to write.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub struct Entry<'a> {
     /// `core` or the module id.
-    pub source: &'static str,
+    pub source: &'a str,
     /// What happened, e.g. `customer.updated`.
-    pub kind: &'static str,
+    pub kind: &'a str,
     /// One line for people.
     pub summary: String,
     /// Facts for machines.
@@ -57,19 +57,20 @@ struct Row {
     created_at: i64,
 }
 
-/// Write an entry inside the transaction of the change it records.
+/// Write an entry inside the transaction of the change it records; its id.
 pub async fn add_tx(
     tx: &mut Tx,
     tenant: &TenantId,
     customer: &CustomerId,
-    e: Entry,
+    e: Entry<'_>,
     now: i64,
-) -> Result<()> {
+) -> Result<String> {
+    let id = new_id();
     sqlx::query(
         "INSERT INTO activities (id, tenant_id, customer_id, source, kind, summary, data, actor_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
-    .bind(new_id())
+    .bind(&id)
     .bind(tenant.as_str())
     .bind(customer.as_str())
     .bind(e.source)
@@ -80,7 +81,26 @@ pub async fn add_tx(
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(id)
+}
+
+/// Write an entry about a customer the principal may see, on its own (not
+/// part of another change): what a module records through the `crm`
+/// capability. Needs `customers.read`: whoever may see a customer may add
+/// to what happened with it. Returns the entry's id.
+pub async fn add(
+    db: &Db,
+    who: &Principal,
+    customer: &CustomerId,
+    e: Entry<'_>,
+    now: i64,
+) -> Result<String> {
+    who.require("customers.read")?;
+    let mut tx = db.begin().await?;
+    fetch_visible(&mut *tx, who, customer, db.for_update()).await?;
+    let id = add_tx(&mut tx, &who.tenant_id, customer, e, now).await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
 /// Paging of the timeline.

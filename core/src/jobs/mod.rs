@@ -87,6 +87,27 @@ pub async fn enqueue_tx(tx: &mut Tx, job: &NewJob, now: i64) -> Result<String> {
     insert(&mut **tx, job, now).await
 }
 
+/// Record inside `tx` a job that is not to run now, as `dead` with
+/// `reason` and no attempt made: it shows with the failed work and an admin
+/// can [`replay`] it once what stopped it is fixed (an event for a module
+/// that was read-only while its license had expired).
+pub async fn record_skipped_tx(
+    tx: &mut Tx,
+    job: &NewJob,
+    reason: &str,
+    now: i64,
+) -> Result<String> {
+    let id = insert(&mut **tx, job, now).await?;
+    let reason: String = reason.chars().take(2000).collect();
+    sqlx::query("UPDATE jobs SET status = 'dead', last_error = $2, finished_at = $3 WHERE id = $1")
+        .bind(&id)
+        .bind(&reason)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(id)
+}
+
 /// Enqueue a job on its own.
 pub async fn enqueue(db: &Db, job: &NewJob, now: i64) -> Result<String> {
     insert(db.pool(), job, now).await

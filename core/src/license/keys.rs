@@ -41,7 +41,7 @@ pub const TEST_KEY: (&str, [u8; 32]) = (
 );
 
 /// Which kind of key signed a license.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyKind {
     /// A vendor key: a real license.

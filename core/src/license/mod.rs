@@ -29,30 +29,34 @@
 //! (no `--features dev-keys`, no `--all-targets`/`--tests`); `kontor license
 //! status` prints a warning when the running build trusts the test key.
 //!
-//! # What the entitlement and web integration should call
+//! # Where licensing acts
 //!
-//! Not wired yet (the later step owns `modules/` and `web/`):
-//! * on `serve` start, and then hourly: [`store::touch_last_seen`] with the
-//!   clock's now (it also makes the installation row, starting the trial);
-//! * the one entitlement check, for a module of a self-hosted tenant:
-//!   [`store::status`] (cache it; it changes on install and with time) and
-//!   [`state::module_access`]`(&status.state, status.license.as_ref(), id,
-//!   version, now)`; a write, job or event of a `ReadOnly` module is refused
-//!   with [`state::ModuleAccess::check_write`] (`license_expired`), GETs
-//!   still run;
-//! * creating a user/customer/tenant: [`store::LicenseStatus::check_limit`]
-//!   with the current count, in the creating transaction;
-//! * `POST /api/v1/license` and the upload form: [`store::install`] (the
-//!   error is already a `crate::Error` with the right code and status);
-//!   `GET /api/v1/license`: [`store::status`] (it is `Serialize`) plus
-//!   [`describe::describe`] and [`store::LicenseStatus::explanation`];
-//! * banners and the daily e-mail: [`state::LicenseState::needs_attention`].
+//! [`Licensing`] is this process's view of the installation's license (the
+//! mode, the public host name, the trusted keys, the cached status); the
+//! module host and the web state share one. It is used by:
+//! * `kontor serve`: [`Licensing::record_time`] at start — which records the
+//!   trial start on the first one — and then hourly, so a clock set back is
+//!   noticed ([`store::touch_last_seen`]);
+//! * the one entitlement check, `crate::modules::entitlements::access`:
+//!   [`Licensing::module_access`] ([`state::module_access`] on the cached
+//!   status) combined with the tenant's entitlement row; a read-only module
+//!   serves GET routes and pages, its writes are refused with
+//!   `license_expired`, its jobs and events are not run;
+//! * creating users and customers (API, UI, CSV import):
+//!   [`Licensing::quota`], checked in the creating transaction with
+//!   [`Quota::check_tx`];
+//! * `GET`/`PUT /api/v1/license` and the admin page `/license`:
+//!   [`Licensing::status`], [`describe::describe`],
+//!   [`store::LicenseStatus::explanation`], [`Licensing::install`]; the
+//!   layout's banner for admins: [`state::LicenseState::needs_attention`].
+//!
 //! The installation's hostname for binding is the host of `public_url`.
 
 pub mod describe;
 mod error;
 pub mod file;
 pub mod keys;
+pub mod licensing;
 pub mod payload;
 pub mod state;
 pub mod store;
@@ -65,6 +69,7 @@ pub(crate) mod testing;
 pub use error::LicenseError;
 pub use file::{issue, verify, Instance, License};
 pub use keys::{KeyKind, KeySet};
+pub use licensing::{Licensing, Quota};
 pub use payload::{Edition, LicensePayload, Licensee, Limits, ModuleGrant};
 pub use state::{evaluate, LicenseState, LimitKind, ModuleAccess, Timeline};
 pub use store::LicenseStatus;

@@ -18,6 +18,8 @@ pub const DAY_MS: i64 = 86_400_000;
 /// Days of the trial a fresh self-hosted install gets for every module;
 /// the same length as a module's own trial.
 pub const TRIAL_DAYS: i64 = crate::modules::entitlements::TRIAL_DAYS;
+/// How many days before the trial ends admins start seeing a warning.
+pub const TRIAL_WARNING_DAYS: i64 = 7;
 /// How far the clock may go back behind the last time seen before it
 /// counts as moved back (time zones, NTP corrections, a restored VM).
 pub const CLOCK_ROLLBACK_TOLERANCE_MS: i64 = DAY_MS;
@@ -144,9 +146,18 @@ impl LicenseState {
         }
     }
 
-    /// Whether admins should see a warning banner (and get the daily e-mail).
-    pub fn needs_attention(&self) -> bool {
-        !matches!(self, LicenseState::Active { .. })
+    /// Whether admins should see a warning banner (and, once Kontor sends
+    /// one, the daily e-mail) at `now`: in grace, expired, with the clock moved back, and
+    /// in the last [`TRIAL_WARNING_DAYS`] of the trial — not all through
+    /// it, or the banner becomes noise nobody reads.
+    pub fn needs_attention(&self, now: i64) -> bool {
+        match *self {
+            LicenseState::Active { .. } => false,
+            LicenseState::Trial { ends_at } => ends_at - now <= TRIAL_WARNING_DAYS * DAY_MS,
+            LicenseState::Grace { .. }
+            | LicenseState::Expired { .. }
+            | LicenseState::ClockMovedBack { .. } => true,
+        }
     }
 
     /// What the state means and what to do, for the admin.
@@ -566,8 +577,15 @@ mod tests {
         };
         assert!(grace.explanation().contains("2026-01-15"));
         assert!(grace.explanation().contains("read-only"));
-        assert!(grace.needs_attention());
-        assert!(!LicenseState::Active { expires_at: None }.needs_attention());
+        assert!(grace.needs_attention(T0));
+        assert!(!LicenseState::Active { expires_at: None }.needs_attention(T0));
+        let trial = LicenseState::Trial {
+            ends_at: T0 + 30 * DAY,
+        };
+        assert!(!trial.needs_attention(T0), "a fresh trial is no alarm");
+        assert!(!trial.needs_attention(T0 + 23 * DAY - 1));
+        assert!(trial.needs_attention(T0 + 23 * DAY), "its last week is");
+        assert!(moved.needs_attention(T0));
     }
 
     #[test]

@@ -196,20 +196,7 @@ mod tests {
     use crate::error::Code;
     use crate::license::payload::InstanceBinding;
     use crate::license::state::ExpiryCause;
-    use crate::license::testing::{keys, payload, signed, DAY, T0};
-
-    /// Run `body` on a fresh SQLite and a fresh PostgreSQL database.
-    async fn on_both<F, Fut>(body: F)
-    where
-        F: Fn(TestDb) -> Fut,
-        Fut: std::future::Future<Output = TestDb>,
-    {
-        for backend in [Backend::Sqlite, Backend::Postgres] {
-            if let Some(db) = TestDb::new(backend).await {
-                body(db).await.cleanup().await;
-            }
-        }
-    }
+    use crate::license::testing::{keys, on_both, payload, signed, DAY, T0};
 
     /// Install the sample license at `now`.
     async fn install_sample(db: &Db, now: i64) -> LicenseStatus {

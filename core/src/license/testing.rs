@@ -65,3 +65,17 @@ pub fn payload() -> LicensePayload {
 pub fn signed(payload: &LicensePayload) -> String {
     issue(&test_key(), payload).unwrap()
 }
+
+/// Run `body` on a fresh SQLite and a fresh PostgreSQL database (the
+/// latter skipped where there is none, outside CI).
+pub async fn on_both<F, Fut>(body: F)
+where
+    F: Fn(crate::db::testing::TestDb) -> Fut,
+    Fut: std::future::Future<Output = crate::db::testing::TestDb>,
+{
+    for backend in [crate::db::Backend::Sqlite, crate::db::Backend::Postgres] {
+        if let Some(db) = crate::db::testing::TestDb::new(backend).await {
+            body(db).await.cleanup().await;
+        }
+    }
+}

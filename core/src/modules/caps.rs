@@ -1,37 +1,112 @@
-//! The capabilities a module gets in one call, bound to one tenant and one
-//! module: its own records, its own events, its own settings, the log.
-//! Nothing here takes a tenant or module from the guest.
+//! The capabilities a module gets in one call, bound to one caller (a user
+//! of a tenant, or the tenant alone) and one module: its own records,
+//! events, settings and log always; secrets and the CRM when its manifest
+//! declares them and an administrator accepted them
+//! ([`super::capabilities::check`]). Nothing here takes a tenant or module
+//! from the guest.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use kontor_runtime::host::{
-    BatchOp, Capabilities, LogLevel, Query, QueryPage, Record, RecordError,
+    BatchOp, Capabilities, Contact, CrmError, Customer, CustomerPage, CustomerQuery, LogLevel,
+    Query, QueryPage, Record, RecordError, TimelineEntry, User,
 };
+use tokio::sync::OnceCell;
 
+use super::capabilities::{self, Capability, Refusal};
+use super::crm_access;
 use super::host::Loaded;
 use super::records::{self, Quota, RecordScope};
+use super::secret_key::SecretKeys;
+use crate::auth::Principal;
 use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::ids::TenantId;
+
+/// On whose behalf a module call runs.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A signed-in user (routes, pages): capabilities see what they may see.
+    User(Arc<Principal>),
+    /// No user (events, jobs, filters): the tenant as a whole.
+    Tenant(TenantId),
+}
+
+impl Caller {
+    /// The tenant every capability of the call is bound to.
+    pub fn tenant(&self) -> &TenantId {
+        match self {
+            Caller::User(p) => &p.tenant_id,
+            Caller::Tenant(t) => t,
+        }
+    }
+}
+
+impl From<&Principal> for Caller {
+    fn from(p: &Principal) -> Self {
+        Caller::User(Arc::new(p.clone()))
+    }
+}
+
+impl From<&TenantId> for Caller {
+    fn from(t: &TenantId) -> Self {
+        Caller::Tenant(t.clone())
+    }
+}
 
 /// Capabilities of one call.
 pub struct HostCaps {
     db: Db,
     clock: SharedClock,
+    caller: Caller,
     tenant: TenantId,
     module: Arc<Loaded>,
+    secret_keys: Arc<SecretKeys>,
+    /// What the administrator accepted for the module, read at most once per call.
+    accepted: OnceCell<BTreeSet<Capability>>,
 }
 
 impl HostCaps {
-    /// Bind a call to `tenant` and `module`.
-    pub fn new(db: Db, clock: SharedClock, tenant: TenantId, module: Arc<Loaded>) -> Self {
+    /// Bind a call to `caller` and `module`.
+    pub fn new(
+        db: Db,
+        clock: SharedClock,
+        caller: Caller,
+        module: Arc<Loaded>,
+        secret_keys: Arc<SecretKeys>,
+    ) -> Self {
         HostCaps {
             db,
             clock,
-            tenant,
+            tenant: caller.tenant().clone(),
+            caller,
             module,
+            secret_keys,
+            accepted: OnceCell::new(),
         }
+    }
+
+    /// `Ok` if the module may use `capability` in this call.
+    async fn grant(&self, capability: Capability) -> Result<(), Refusal> {
+        capabilities::check(&self.db, &self.module.manifest, capability, &self.accepted).await
+    }
+
+    /// The CRM principal of the call: the user, or the tenant's system
+    /// principal when there is none — only once the capability is granted.
+    async fn crm_principal(&self) -> Result<Principal, CrmError> {
+        self.grant(Capability::Crm)
+            .await
+            .map_err(|r| CrmError::Denied(r.0))?;
+        Ok(match &self.caller {
+            Caller::User(p) => (**p).clone(),
+            Caller::Tenant(t) => crm_access::system_principal(t, self.module_id()),
+        })
+    }
+
+    fn module_id(&self) -> &str {
+        &self.module.manifest.id
     }
 
     fn scope(&self) -> RecordScope<'_> {
@@ -122,21 +197,74 @@ impl Capabilities for HostCaps {
     }
 
     async fn setting(&self, key: &str) -> Option<String> {
-        let decl = self
-            .module
-            .manifest
-            .settings
-            .iter()
-            .find(|s| s.key == key)?;
-        let key = format!("module.{}.{key}", self.module.manifest.id);
-        let stored = crate::settings::stored(&self.db, &self.tenant, self.clock.now_ms())
-            .await
-            .ok()
-            .and_then(|all| all.get(&key).cloned());
-        stored.or_else(|| {
-            decl.default
-                .as_ref()
-                .and_then(|d| serde_json::to_string(d).ok())
+        super::settings::value(
+            &self.db,
+            &self.tenant,
+            &self.module.manifest,
+            key,
+            self.clock.now_ms(),
+        )
+        .await
+    }
+
+    async fn secret(&self, name: &str) -> Result<Option<String>, String> {
+        self.grant(Capability::Secrets).await.map_err(|r| r.0)?;
+        // Errors of the store name the secret and the key, never a value.
+        super::secrets::read(
+            &self.db,
+            &self.secret_keys,
+            &self.tenant,
+            &self.module.manifest,
+            name,
+        )
+        .await
+        .map(|v| v.map(|v| v.expose().to_string()))
+        .map_err(|e| match e {
+            crate::Error::Api { message, .. } => message,
+            other => {
+                let error_id = uuid::Uuid::new_v4().simple().to_string();
+                tracing::error!(module = %self.module_id(), error_id = %error_id, error = %other, "reading a module secret failed");
+                format!("the host could not read the secret; reference {error_id} in the server log")
+            }
         })
+    }
+
+    async fn crm_customer(&self, id: &str) -> Result<Option<Customer>, CrmError> {
+        let who = self.crm_principal().await?;
+        crm_access::customer(&self.db, &who, self.module_id(), id).await
+    }
+
+    async fn crm_customers(&self, query: CustomerQuery) -> Result<CustomerPage, CrmError> {
+        let who = self.crm_principal().await?;
+        crm_access::customer_page(&self.db, &who, self.module_id(), query).await
+    }
+
+    async fn crm_contacts(&self, customer_id: &str) -> Result<Vec<Contact>, CrmError> {
+        let who = self.crm_principal().await?;
+        crm_access::contact_list(&self.db, &who, self.module_id(), customer_id).await
+    }
+
+    async fn crm_users(&self) -> Result<Vec<User>, CrmError> {
+        let who = self.crm_principal().await?;
+        crm_access::user_list(&self.db, &who, self.module_id()).await
+    }
+
+    async fn crm_add_timeline_entry(&self, entry: TimelineEntry) -> Result<String, CrmError> {
+        let who = self.crm_principal().await?;
+        crm_access::add_timeline_entry(&self.db, &who, self.module_id(), entry, self.clock.now_ms())
+            .await
+    }
+
+    async fn crm_add_note(&self, customer_id: &str, body: &str) -> Result<String, CrmError> {
+        let who = self.crm_principal().await?;
+        crm_access::add_note(
+            &self.db,
+            &who,
+            self.module_id(),
+            customer_id,
+            body,
+            self.clock.now_ms(),
+        )
+        .await
     }
 }

@@ -2,6 +2,14 @@
 //! caused them, fanned out to every subscribed, enabled and entitled module
 //! as a delivery job, delivered at least once with retries and backoff.
 //!
+//! A module that is read-only for the tenant (its license expired) gets no
+//! delivery, but it is not lost either: it is recorded as a dead job whose
+//! error says why (`skipped: ... [license_expired]`), so an admin sees what
+//! the module missed and can replay it (`POST /api/v1/jobs/{id}/replay`)
+//! once a valid license is installed. Not delivered automatically on
+//! renewal, because a module acting weeks late (a welcome e-mail, a
+//! reminder) surprises more than a list of what it skipped.
+//!
 //! Each delivery carries the event's id, the same on every retry, so a
 //! module can deduplicate.
 
@@ -81,6 +89,9 @@ struct Pending {
 /// subscribed, entitled module, and the event marked dispatched, in one
 /// transaction. Returns how many events were handled.
 pub async fn dispatch(db: &Db, host: &ModuleHost, now: i64, limit: i64) -> Result<usize> {
+    // Read the license status before the transaction: on SQLite a first
+    // read may have to write its row, which must not wait for this writer.
+    host.licensing().status(db, now).await?;
     let mut tx = db.begin().await?;
     let lock = match db.backend() {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -97,8 +108,15 @@ pub async fn dispatch(db: &Db, host: &ModuleHost, now: i64, limit: i64) -> Resul
         if let Some(tenant) = &event.tenant_id {
             let tenant_id = TenantId::from_trusted(tenant.clone());
             for module in host.subscribers(&event.name) {
-                let key = module.manifest.entitlement_key();
-                if !super::entitlements::is_entitled(db, &tenant_id, key, now).await? {
+                let access = super::entitlements::access(
+                    db,
+                    host.licensing(),
+                    &tenant_id,
+                    &module.manifest,
+                    now,
+                )
+                .await?;
+                if access.is_denied() {
                     continue;
                 }
                 let delivery = Delivery {
@@ -115,7 +133,13 @@ pub async fn dispatch(db: &Db, host: &ModuleHost, now: i64, limit: i64) -> Resul
                     now,
                 );
                 job.tenant_id = Some(tenant_id.clone());
-                jobs::enqueue_tx(&mut tx, &job, now).await?;
+                match access.check_write() {
+                    Ok(()) => jobs::enqueue_tx(&mut tx, &job, now).await?,
+                    Err(refused) => {
+                        let reason = skipped(&refused);
+                        jobs::record_skipped_tx(&mut tx, &job, &reason, now).await?
+                    }
+                };
             }
         }
         sqlx::query("UPDATE event_outbox SET dispatched_at = $2 WHERE id = $1")
@@ -126,4 +150,9 @@ pub async fn dispatch(db: &Db, host: &ModuleHost, now: i64, limit: i64) -> Resul
     }
     tx.commit().await?;
     Ok(pending.len())
+}
+
+/// The recorded reason of work a module was refused: the refusal and its code.
+pub(crate) fn skipped(refused: &crate::Error) -> String {
+    format!("skipped: {refused} [{}]", refused.code().as_str())
 }

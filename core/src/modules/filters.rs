@@ -4,6 +4,12 @@
 //! A module that fails or runs past the short filter deadline is skipped
 //! with a logged error — unless the hook is fail-closed (`http.request`,
 //! `auth.login`): a broken security module must not open the door.
+//!
+//! A module that is read-only for the tenant (its license expired) is
+//! skipped too, since a filter changes or refuses data — except on the
+//! fail-closed hooks, where it keeps running (a lapsed license must not
+//! open the door either), and on the UI's [`RENDER_HOOKS`], which only put
+//! links and cards on pages: like its pages, they keep its data in reach.
 
 use serde_json::Value;
 
@@ -15,6 +21,9 @@ use kontor_runtime::call::FilterResult;
 
 /// Hooks where a failing module refuses the request instead of being skipped.
 pub const FAIL_CLOSED: &[&str] = &["http.request", "auth.login"];
+/// Hooks that only render (navigation links, dashboard cards, customer
+/// tabs): a read-only module still runs them, as it still shows its pages.
+pub const RENDER_HOOKS: &[&str] = &["nav.items", "dashboard.widgets", "customer.tabs"];
 
 /// Run every entitled module's filter for `hook` on `payload`; returns the
 /// payload as the last filter left it, or `validation_failed` with the
@@ -29,9 +38,11 @@ pub async fn run(
 ) -> Result<Value> {
     let mut current = payload;
     for module in host.filters(hook) {
-        if !super::entitlements::is_entitled(db, tenant, module.manifest.entitlement_key(), now)
-            .await?
-        {
+        let access =
+            super::entitlements::access(db, host.licensing(), tenant, &module.manifest, now)
+                .await?;
+        let still_runs = FAIL_CLOSED.contains(&hook) || RENDER_HOOKS.contains(&hook);
+        if access.is_denied() || (!access.is_enabled() && !still_runs) {
             continue;
         }
         match host

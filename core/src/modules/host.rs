@@ -9,13 +9,15 @@ use kontor_runtime::call::{Event, FilterResult, HttpRequest, HttpResponse, Page}
 use kontor_runtime::{Call, CallError, CompiledModule, Deadlines, Runtime, RuntimeConfig};
 use serde::Serialize;
 
-use super::caps::HostCaps;
+use super::caps::{Caller, HostCaps};
 use super::manifest::Manifest;
+use super::secret_key::SecretKeys;
 use crate::auth::roles::{PermissionDef, PermissionRegistry};
 use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::error::{Code, Error, Result};
 use crate::ids::TenantId;
+use crate::license::Licensing;
 
 /// A module loaded in this process.
 pub struct Loaded {
@@ -66,6 +68,8 @@ pub struct ModuleHost {
     db: Db,
     clock: SharedClock,
     permissions: PermissionRegistry,
+    secret_keys: Arc<SecretKeys>,
+    licensing: Licensing,
 }
 
 impl std::fmt::Debug for ModuleHost {
@@ -107,7 +111,33 @@ impl ModuleHost {
             db,
             clock,
             permissions,
+            secret_keys: Arc::new(SecretKeys::unavailable()),
+            licensing: Licensing::saas(),
         })
+    }
+
+    /// The same host with the key that seals module secrets (a host made
+    /// without one refuses every secret).
+    pub fn with_secret_keys(mut self, keys: SecretKeys) -> ModuleHost {
+        self.secret_keys = Arc::new(keys);
+        self
+    }
+
+    /// The key that seals module secrets.
+    pub fn secret_keys(&self) -> &SecretKeys {
+        &self.secret_keys
+    }
+
+    /// The same host under the installation's licensing (a host made
+    /// without applies none: entitlement rows alone decide, as in SaaS).
+    pub fn with_licensing(mut self, licensing: Licensing) -> ModuleHost {
+        self.licensing = licensing;
+        self
+    }
+
+    /// The installation's licensing, for the one entitlement check.
+    pub fn licensing(&self) -> &Licensing {
+        &self.licensing
     }
 
     /// Compile `manifest` + `component` without serving it yet: an upgrade
@@ -220,12 +250,13 @@ impl ModuleHost {
         &self.clock
     }
 
-    fn caps(&self, module: &Arc<Loaded>, tenant: &TenantId) -> Arc<HostCaps> {
+    fn caps(&self, module: &Arc<Loaded>, caller: Caller) -> Arc<HostCaps> {
         Arc::new(HostCaps::new(
             self.db.clone(),
             self.clock.clone(),
-            tenant.clone(),
+            caller,
             module.clone(),
+            self.secret_keys.clone(),
         ))
     }
 
@@ -271,17 +302,19 @@ impl ModuleHost {
         .with_details(serde_json::json!({ "module": module.manifest.id, "error_id": error_id }))
     }
 
-    /// Call a module route.
+    /// Call a module route on behalf of `caller`: pass the signed-in
+    /// [`crate::auth::Principal`], so the module's CRM access is the user's;
+    /// a bare tenant makes the call the tenant's own (benchmarks, tools).
     pub async fn handle_http(
         &self,
         module: &Arc<Loaded>,
-        tenant: &TenantId,
+        caller: impl Into<Caller>,
         req: HttpRequest,
     ) -> Result<HttpResponse> {
         module.calls.fetch_add(1, Ordering::Relaxed);
         let call = Call::new(
             &module.compiled,
-            self.caps(module, tenant),
+            self.caps(module, caller.into()),
             self.deadline(Kind::Http),
         );
         match call.handle_http(req).await {
@@ -290,17 +323,17 @@ impl ModuleHost {
         }
     }
 
-    /// Render a module page.
+    /// Render a module page on behalf of `caller` (as [`Self::handle_http`]).
     pub async fn render_page(
         &self,
         module: &Arc<Loaded>,
-        tenant: &TenantId,
+        caller: impl Into<Caller>,
         req: HttpRequest,
     ) -> Result<std::result::Result<Page, String>> {
         module.calls.fetch_add(1, Ordering::Relaxed);
         let call = Call::new(
             &module.compiled,
-            self.caps(module, tenant),
+            self.caps(module, caller.into()),
             self.deadline(Kind::Http),
         );
         match call.render_page(req).await {
@@ -319,7 +352,7 @@ impl ModuleHost {
         module.calls.fetch_add(1, Ordering::Relaxed);
         let call = Call::new(
             &module.compiled,
-            self.caps(module, tenant),
+            self.caps(module, Caller::Tenant(tenant.clone())),
             self.deadline(Kind::Event),
         );
         match call.on_event(event).await {
@@ -338,7 +371,7 @@ impl ModuleHost {
         module.calls.fetch_add(1, Ordering::Relaxed);
         let call = Call::new(
             &module.compiled,
-            self.caps(module, tenant),
+            self.caps(module, Caller::Tenant(tenant.clone())),
             self.deadline(Kind::Job),
         );
         match call.run_job(name).await {
@@ -358,7 +391,7 @@ impl ModuleHost {
         module.calls.fetch_add(1, Ordering::Relaxed);
         let call = Call::new(
             &module.compiled,
-            self.caps(module, tenant),
+            self.caps(module, Caller::Tenant(tenant.clone())),
             self.deadline(Kind::Filter),
         );
         match call.filter(hook, payload).await {

@@ -28,8 +28,11 @@ pub struct JobRun {
     pub job: String,
 }
 
-/// The loaded module and tenant a job names, or `None` when the tenant is
-/// no longer entitled (the work is then no longer the module's: done).
+/// The loaded module and tenant a job names, if the module may work for
+/// the tenant now. `None` when the tenant is no longer entitled (the work
+/// is then no longer the module's: done); an error while the module is
+/// read-only, so the work is retried and then stays dead with the reason,
+/// replayable once a valid license is installed — never run meanwhile.
 async fn target(
     host: &ModuleHost,
     db: &Db,
@@ -41,15 +44,20 @@ async fn target(
         .get(module_id)
         .ok_or_else(|| format!("module {module_id} is not loaded"))?;
     let tenant = TenantId::from_trusted(tenant_id);
-    let entitled = super::entitlements::is_entitled(
+    let access = super::entitlements::access(
         db,
+        host.licensing(),
         &tenant,
-        module.manifest.entitlement_key(),
+        &module.manifest,
         clock.now_ms(),
     )
     .await
     .map_err(|e| e.to_string())?;
-    Ok(entitled.then_some((module, tenant)))
+    if access.is_denied() {
+        return Ok(None);
+    }
+    access.check_write().map_err(|e| events::skipped(&e))?;
+    Ok(Some((module, tenant)))
 }
 
 /// Turn a module's answer into the job's outcome: its own error asks for a retry.
@@ -110,8 +118,10 @@ pub async fn schedule_due(db: &Db, host: &ModuleHost, now: i64) -> crate::Result
         if module.manifest.jobs.is_empty() {
             continue;
         }
+        // Read-only modules are not scheduled: their slots pass unrun and,
+        // as after downtime, the missed ones run once when it is enabled again.
         let tenants =
-            super::entitlements::entitled_tenants(db, module.manifest.entitlement_key(), now)
+            super::entitlements::entitled_tenants(db, host.licensing(), &module.manifest, now)
                 .await?;
         for decl in &module.manifest.jobs {
             let Ok(schedule) = super::cron::Schedule::parse(&decl.schedule) else {

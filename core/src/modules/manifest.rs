@@ -10,6 +10,7 @@ use std::fmt;
 use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
 
+use super::capabilities::Capability;
 use crate::auth::Role;
 
 /// A parsed, validated manifest.
@@ -39,7 +40,10 @@ pub struct Manifest {
     /// Permissions it defines (`{id}.something`).
     #[serde(default)]
     pub permissions: Vec<PermissionDecl>,
-    /// Host capabilities it asks for beyond its own records, events, log and settings.
+    /// Host capabilities it asks for beyond its own records, events, log and
+    /// settings: `secrets`, `crm`, `http`, `notify`
+    /// ([`super::capabilities::Capability`]). An administrator accepts them
+    /// at install; a module gets none it did not declare.
     #[serde(default)]
     pub capabilities: Vec<String>,
     /// API routes under `/api/v1/{id}`.
@@ -63,6 +67,9 @@ pub struct Manifest {
     /// Typed settings.
     #[serde(default)]
     pub settings: Vec<SettingDecl>,
+    /// Secrets an administrator sets for it (needs the `secrets` capability).
+    #[serde(default)]
+    pub secrets: Vec<SecretDecl>,
 }
 
 /// A dependency on another module.
@@ -201,9 +208,10 @@ pub enum IndexKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingDecl {
-    /// Key.
+    /// Key: lower-case letters, digits, `_` and `.`.
     pub key: String,
-    /// `string`, `number`, `boolean` or `secret`.
+    /// `string`, `number` or `boolean` ([`SETTING_TYPES`]). Secrets are not
+    /// settings: they are declared under `[[secrets]]` and stored encrypted.
     #[serde(rename = "type")]
     pub kind: String,
     /// Default value.
@@ -213,6 +221,23 @@ pub struct SettingDecl {
     #[serde(default)]
     pub description: String,
 }
+
+/// The types a setting can have.
+pub const SETTING_TYPES: &[&str] = &["string", "number", "boolean"];
+
+/// A secret the module reads (an API key, a password), set by an administrator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretDecl {
+    /// Name: lower-case letters, digits and `_`.
+    pub name: String,
+    /// For the admin UI.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Most secrets one module declares.
+pub const MAX_SECRETS: usize = 32;
 
 /// A problem with a manifest: where and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -466,11 +491,79 @@ impl Manifest {
         }
         crate::modules::records::check_collections(&self.collections)
             .map_err(|m| err("collections".into(), m))?;
+        let mut capabilities = BTreeSet::new();
+        for (i, c) in self.capabilities.iter().enumerate() {
+            if Capability::parse(c).is_none() {
+                return Err(err(
+                    format!("capabilities[{i}]"),
+                    format!(
+                        "unknown capability `{c}`; a module can ask for {}",
+                        Capability::names()
+                    ),
+                ));
+            }
+            if !capabilities.insert(c) {
+                return Err(err(
+                    format!("capabilities[{i}]"),
+                    format!("`{c}` is listed twice"),
+                ));
+            }
+        }
+        let declares_secrets = self
+            .capabilities
+            .iter()
+            .any(|c| c == Capability::Secrets.as_str());
+        if !self.secrets.is_empty() && !declares_secrets {
+            return Err(err(
+                "secrets".into(),
+                "declaring secrets needs the capability: add `capabilities = [\"secrets\"]`".into(),
+            ));
+        }
+        if self.secrets.len() > MAX_SECRETS {
+            return Err(err(
+                "secrets".into(),
+                format!("at most {MAX_SECRETS} secrets"),
+            ));
+        }
+        let mut secrets = BTreeSet::new();
+        for (i, s) in self.secrets.iter().enumerate() {
+            if !valid_name(&s.name) {
+                return Err(err(
+                    format!("secrets[{i}].name"),
+                    "lower-case letters, digits and `_`".into(),
+                ));
+            }
+            if !secrets.insert(&s.name) {
+                return Err(err(
+                    format!("secrets[{i}].name"),
+                    format!("`{}` is declared twice", s.name),
+                ));
+            }
+        }
+        let mut settings = BTreeSet::new();
         for (i, s) in self.settings.iter().enumerate() {
-            if !["string", "number", "boolean", "secret"].contains(&s.kind.as_str()) {
+            if !valid_setting_key(&s.key) {
+                return Err(err(
+                    format!("settings[{i}].key"),
+                    "lower-case letters, digits, `_` and `.`, starting with a letter".into(),
+                ));
+            }
+            if !settings.insert(&s.key) {
+                return Err(err(
+                    format!("settings[{i}].key"),
+                    format!("`{}` is declared twice", s.key),
+                ));
+            }
+            if s.kind == "secret" {
                 return Err(err(
                     format!("settings[{i}].type"),
-                    "expected string, number, boolean or secret".into(),
+                    "a secret is not a setting: declare it under `[[secrets]]` (stored encrypted, needs the `secrets` capability)".into(),
+                ));
+            }
+            if !SETTING_TYPES.contains(&s.kind.as_str()) {
+                return Err(err(
+                    format!("settings[{i}].type"),
+                    "expected string, number or boolean".into(),
                 ));
             }
             let fits = match (&s.default, s.kind.as_str()) {
@@ -496,6 +589,15 @@ fn valid_name(s: &str) -> bool {
         && s.starts_with(|c: char| c.is_ascii_lowercase())
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn valid_setting_key(s: &str) -> bool {
+    (1..=48).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
+        && !s.ends_with('.')
+        && !s.contains("..")
 }
 
 fn check_path(path: &str) -> Result<(), String> {
@@ -566,6 +668,12 @@ mod tests {
             (&format!("{base}[[jobs]]\nname = \"j\"\nschedule = \"every minute\"\n"), "jobs[0].schedule"),
             (&format!("{base}[[filters]]\nhook = \"customer.explode\"\n"), "filters[0].hook"),
             (&format!("{base}[[dependencies]]\nid = \"demo\"\nversion = \"^1\"\n"), "dependencies[0].id"),
+            (&format!("{base}capabilities = [\"crm\", \"root\"]\n"), "capabilities[1]"),
+            (&format!("{base}capabilities = [\"crm\", \"crm\"]\n"), "capabilities[1]"),
+            (&format!("{base}[[secrets]]\nname = \"token\"\n"), "secrets"),
+            (&format!("{base}capabilities = [\"secrets\"]\n[[secrets]]\nname = \"Bad Name\"\n"), "secrets[0].name"),
+            (&format!("{base}[[settings]]\nkey = \"password\"\ntype = \"secret\"\n"), "settings[0].type"),
+            (&format!("{base}[[settings]]\nkey = \"a\"\ntype = \"string\"\n[[settings]]\nkey = \"a\"\ntype = \"number\"\n"), "settings[1].key"),
         ];
         for (text, key) in cases {
             let e = Manifest::parse("demo/module.toml", text).unwrap_err();
@@ -575,5 +683,26 @@ mod tests {
         }
         let e = Manifest::parse("m.toml", "id = \"demo\"\nname = \"Demo\"\nversion = \"one\"\npublisher = \"me\"\napi = \"^0.1\"\n").unwrap_err();
         assert_eq!(e.key, "version", "{e}");
+        let e = Manifest::parse(
+            "demo/module.toml",
+            &format!("{base}capabilities = [\"root\"]\n"),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("`root`") && e.message.contains("secrets, crm, http, notify"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn capabilities_secrets_and_settings_are_declared_and_survive_storage() {
+        let text = kontor_runtime::test_guest_manifest("caps").unwrap();
+        let m = Manifest::parse("caps/module.toml", &text).unwrap();
+        assert_eq!(m.capabilities, ["secrets", "crm"]);
+        assert_eq!(m.secrets[0].name, "api_token");
+        assert_eq!(m.settings.len(), 3);
+        // The registry stores the manifest as TOML and parses it back.
+        let stored = toml::to_string(&m).unwrap();
+        assert_eq!(Manifest::parse("stored", &stored).unwrap(), m);
     }
 }

@@ -3,8 +3,12 @@
 //! * [`manifest`] — `module.toml`, parsed and validated;
 //! * [`cron`] — the schedules of module jobs.
 
+/// Host capabilities a module asks for, and whether it may use one now.
+pub mod capabilities;
 /// The capabilities a module gets in one call.
 pub mod caps;
+/// The `crm` capability: the core CRM as a module sees it.
+pub mod crm_access;
 pub mod cron;
 /// Dependency resolution with semver.
 pub mod deps;
@@ -26,5 +30,11 @@ pub mod package;
 pub mod records;
 /// The registry of installed modules.
 pub mod registry;
+/// The key that seals module secrets at rest.
+pub mod secret_key;
+/// Module secrets: set by administrators, sealed, read by the module.
+pub mod secrets;
+/// Module settings: typed per the manifest, set by administrators.
+pub mod settings;
 /// Publisher keys whose package signatures this server accepts.
 pub mod trust;

@@ -2,8 +2,11 @@
 //! uninstall, list — in the database, with dependencies resolved before
 //! anything changes and every change in one transaction.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
+use super::capabilities::{self, Capability};
 use super::deps::{self, Graph, Installed};
 use super::host::{Health, ModuleHost};
 use super::manifest::Manifest;
@@ -46,6 +49,10 @@ pub struct ModuleInfo {
     pub source: String,
     /// Contract requirement.
     pub api: String,
+    /// Capabilities its manifest asks for (`secrets`, `crm`...).
+    pub capabilities: Vec<String>,
+    /// The ones an administrator accepted: the module can use only these.
+    pub accepted_capabilities: Vec<String>,
     /// Failed calls recorded since install.
     pub failures: i64,
     /// The last failure, if any.
@@ -63,11 +70,12 @@ struct Row {
     manifest: String,
     failures: i64,
     last_error: Option<String>,
+    accepted_capabilities: String,
 }
 
 async fn rows(db: &Db) -> Result<Vec<Row>> {
     Ok(sqlx::query_as::<_, Row>(
-        "SELECT id, version, state, source, manifest, failures, last_error FROM modules ORDER BY id",
+        "SELECT id, version, state, source, manifest, failures, last_error, accepted_capabilities FROM modules ORDER BY id",
     )
     .fetch_all(db.pool())
     .await?)
@@ -117,6 +125,11 @@ pub async fn list(db: &Db, host: &ModuleHost) -> Result<Vec<ModuleInfo>> {
             state: row.state,
             source: row.source,
             api: m.api.to_string(),
+            capabilities: m.capabilities.clone(),
+            accepted_capabilities: capabilities::from_stored(&row.accepted_capabilities)
+                .into_iter()
+                .map(|c| c.to_string())
+                .collect(),
             failures: row.failures,
             last_error: row.last_error,
         });
@@ -191,12 +204,30 @@ pub struct Candidate<'a> {
 
 /// Install (or upgrade to) a candidate, enabled, in one transaction, after
 /// resolving dependencies and compiling it; on any failure the previous
-/// version stays active.
+/// version stays active. A bundled module gets the capabilities it
+/// declares; a package gets none it was not accepted for (see
+/// [`install_accepting`]).
 pub async fn install(
     db: &Db,
     host: &ModuleHost,
     mode: Mode,
     candidate: Candidate<'_>,
+    now: i64,
+) -> Result<ModuleInfo> {
+    install_accepting(db, host, mode, candidate, &BTreeSet::new(), now).await
+}
+
+/// [`install`], recording that an administrator accepted `accept` of the
+/// capabilities the package requests. An upgrade keeps what was accepted
+/// for the previous version (of what the new one still requests); a
+/// capability requested but never accepted stays refused until it is
+/// ([`accept_capabilities`]).
+pub async fn install_accepting(
+    db: &Db,
+    host: &ModuleHost,
+    mode: Mode,
+    candidate: Candidate<'_>,
+    accept: &BTreeSet<Capability>,
     now: i64,
 ) -> Result<ModuleInfo> {
     let Candidate {
@@ -225,13 +256,31 @@ pub async fn install(
     // is committed.
     let compiled = host.compile(manifest.clone(), component)?;
     let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(component));
+    let requested = capabilities::requested(&manifest);
+    let accepted: BTreeSet<Capability> = match source {
+        // Part of the binary the operator chose to run.
+        Source::Bundled => requested.clone(),
+        Source::Package => {
+            let before: Option<String> =
+                sqlx::query_scalar("SELECT accepted_capabilities FROM modules WHERE id = $1")
+                    .bind(&manifest.id)
+                    .fetch_optional(db.pool())
+                    .await?;
+            let mut granted = before
+                .map(|t| capabilities::from_stored(&t))
+                .unwrap_or_default();
+            granted.extend(accept.iter().copied());
+            granted.intersection(&requested).copied().collect()
+        }
+    };
     let result = async {
         let mut tx = db.begin().await?;
         sqlx::query(
-            "INSERT INTO modules (id, version, state, source, manifest, component_digest, installed_at, updated_at) \
-             VALUES ($1, $2, 'enabled', $3, $4, $5, $6, $6) \
+            "INSERT INTO modules (id, version, state, source, manifest, component_digest, installed_at, updated_at, accepted_capabilities) \
+             VALUES ($1, $2, 'enabled', $3, $4, $5, $6, $6, $7) \
              ON CONFLICT (id) DO UPDATE SET version = excluded.version, state = 'enabled', source = excluded.source, \
-             manifest = excluded.manifest, component_digest = excluded.component_digest, updated_at = excluded.updated_at",
+             manifest = excluded.manifest, component_digest = excluded.component_digest, updated_at = excluded.updated_at, \
+             accepted_capabilities = excluded.accepted_capabilities",
         )
         .bind(&manifest.id)
         .bind(manifest.version.to_string())
@@ -239,6 +288,7 @@ pub async fn install(
         .bind(manifest_text(&manifest)?)
         .bind(&digest)
         .bind(now)
+        .bind(capabilities::to_stored(&accepted))
         .execute(&mut *tx)
         .await?;
         if let Some(bytes) = package {
@@ -261,7 +311,12 @@ pub async fn install(
             &mut tx,
             &crate::audit::AuditEvent::new("module.installed")
                 .target("module", &manifest.id)
-                .data(serde_json::json!({ "version": manifest.version.to_string(), "source": source.as_str() })),
+                .data(serde_json::json!({
+                    "version": manifest.version.to_string(),
+                    "source": source.as_str(),
+                    "capabilities": requested,
+                    "accepted_capabilities": accepted,
+                })),
             now,
         )
         .await?;
@@ -398,8 +453,70 @@ pub async fn uninstall(db: &Db, host: &ModuleHost, id: &str, purge: bool, now: i
     host.unload(id);
     if purge {
         super::records::purge(db, None, id).await?;
+        super::secrets::purge(db, id).await?;
+        super::settings::purge(db, id).await?;
     }
     Ok(())
+}
+
+/// Set which of the capabilities module `id` requests an administrator
+/// accepts (the rest are refused to it from now on). Install-wide, audited.
+pub async fn accept_capabilities(
+    db: &Db,
+    id: &str,
+    accepted: &BTreeSet<Capability>,
+    now: i64,
+) -> Result<()> {
+    let g = graph(db).await?;
+    let installed = installed(&g, id)?;
+    let requested = capabilities::requested(&installed.manifest);
+    if let Some(extra) = accepted.iter().find(|c| !requested.contains(c)) {
+        let asked: Vec<&str> = requested.iter().map(|c| c.as_str()).collect();
+        return Err(Error::invalid(
+            "accepted",
+            format!(
+                "module {id} does not request the capability `{extra}` (it requests: {})",
+                if asked.is_empty() {
+                    "none".to_string()
+                } else {
+                    asked.join(", ")
+                }
+            ),
+        ));
+    }
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE modules SET accepted_capabilities = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(capabilities::to_stored(accepted))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    crate::audit::record_tx(
+        &mut tx,
+        &crate::audit::AuditEvent::new("module.capabilities.accepted")
+            .target("module", id)
+            .data(serde_json::json!({ "accepted_capabilities": accepted })),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The manifest of installed module `id` (enabled or not), or `module_not_found`.
+pub async fn manifest(db: &Db, id: &str) -> Result<Manifest> {
+    let text: Option<String> = sqlx::query_scalar("SELECT manifest FROM modules WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    let text = text.ok_or_else(|| {
+        Error::new(
+            Code::ModuleNotFound,
+            format!("module {id} is not installed"),
+        )
+    })?;
+    Manifest::parse(&format!("{id}/module.toml"), &text)
+        .map_err(|e| Error::internal(format!("stored manifest of {id} is invalid: {e}")))
 }
 
 /// Give every tenant a trial of every installed module it has no
@@ -428,12 +545,27 @@ pub async fn trust_store(db: &Db, dev: bool) -> Result<super::trust::TrustStore>
     Ok(store)
 }
 
-/// Verify a `.kmod` package against the trust store and install it.
+/// Verify a `.kmod` package against the trust store and install it,
+/// accepting none of the capabilities it requests (the answer lists them;
+/// [`accept_capabilities`] grants them later).
 pub async fn install_package(
     db: &Db,
     host: &ModuleHost,
     config: &crate::config::Config,
     bytes: &[u8],
+    now: i64,
+) -> Result<ModuleInfo> {
+    install_package_accepting(db, host, config, bytes, &BTreeSet::new(), now).await
+}
+
+/// [`install_package`], with the capabilities an administrator accepted
+/// after seeing what the package requests.
+pub async fn install_package_accepting(
+    db: &Db,
+    host: &ModuleHost,
+    config: &crate::config::Config,
+    bytes: &[u8],
+    accept: &BTreeSet<Capability>,
     now: i64,
 ) -> Result<ModuleInfo> {
     let trust = trust_store(db, config.dev).await?;
@@ -449,7 +581,7 @@ pub async fn install_package(
         source: Source::Package,
         package: Some(bytes),
     };
-    install(db, host, config.mode, candidate, now).await
+    install_accepting(db, host, config.mode, candidate, accept, now).await
 }
 
 /// Add a publisher key to the trust store of this install.

@@ -59,7 +59,9 @@ impl AppState {
             clock.clone(),
             permissions.clone(),
             cache,
-        )?;
+        )?
+        .with_secret_keys(crate::modules::secret_key::SecretKeys::from_config(&config))
+        .with_licensing(crate::license::Licensing::from_config(&config));
         Ok(AppState {
             inner: Arc::new(Inner {
                 modules,
@@ -109,6 +111,10 @@ impl AppState {
     /// The loaded modules.
     pub fn modules(&self) -> &crate::modules::host::ModuleHost {
         &self.inner.modules
+    }
+    /// The installation's licensing (the module host's).
+    pub fn licensing(&self) -> &crate::license::Licensing {
+        self.inner.modules.licensing()
     }
 }
 

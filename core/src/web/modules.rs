@@ -1,6 +1,9 @@
 //! Module routes: `/api/v1/{module-id}/...` calls the module's
 //! `handle-http` after the host authenticated the caller, checked the
-//! route's permission and the tenant's entitlement.
+//! route's permission and the tenant's entitlement. A module that is
+//! read-only for the tenant (its license expired) still answers GET and
+//! HEAD, so its data can be seen and exported; other methods are refused
+//! with `license_expired`.
 
 use std::sync::Arc;
 
@@ -15,6 +18,7 @@ use kontor_runtime::call::{HttpRequest, Principal as ModulePrincipal};
 use super::AppState;
 use crate::auth::Principal;
 use crate::error::{Code, Error, Result};
+use crate::modules::entitlements::Access;
 use crate::modules::host::Loaded;
 use crate::modules::manifest::RouteDecl;
 
@@ -43,25 +47,26 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/{module}/{*rest}", any(call_route))
 }
 
-/// The module `id` if it is loaded and the caller's tenant is entitled to it.
+/// The module `id` if it is loaded and the caller's tenant is entitled to
+/// it, with what the tenant may do (read-only: GET only).
 pub(crate) async fn visible_module(
     state: &AppState,
     who: &Principal,
     id: &str,
-) -> Result<Arc<Loaded>> {
+) -> Result<(Arc<Loaded>, Access)> {
     let module = state
         .modules()
         .get(id)
         .ok_or_else(|| Error::new(Code::NotFound, format!("no module or route `{id}`")))?;
-    crate::modules::entitlements::check(
+    let access = crate::modules::entitlements::check(
         state.db(),
+        state.licensing(),
         &who.tenant_id,
-        id,
-        module.manifest.entitlement_key(),
+        &module.manifest,
         state.now_ms(),
     )
     .await?;
-    Ok(module)
+    Ok((module, access))
 }
 
 /// The request a module receives: no tenant, no credentials.
@@ -116,7 +121,7 @@ async fn call_route(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let module = visible_module(&state, &who, &module_id).await?;
+    let (module, access) = visible_module(&state, &who, &module_id).await?;
     let path = format!("/{rest}");
     let route = match_route(&module.manifest.routes, method.as_str(), &path).ok_or_else(|| {
         Error::new(
@@ -126,6 +131,9 @@ async fn call_route(
     })?;
     if let Some(p) = &route.permission {
         who.require(p)?;
+    }
+    if !matches!(method, Method::GET | Method::HEAD) {
+        access.check_write()?;
     }
     let body: Bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
         Error::new(
@@ -148,10 +156,7 @@ async fn call_route(
         headers,
         body.to_vec(),
     );
-    let res = state
-        .modules()
-        .handle_http(&module, &who.tenant_id, req)
-        .await?;
+    let res = state.modules().handle_http(&module, &who, req).await?;
     let mut response = (
         StatusCode::from_u16(res.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         res.body,

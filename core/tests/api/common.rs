@@ -10,10 +10,22 @@ use kontor::web::AppState;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-/// Run a test body on SQLite and on PostgreSQL.
+/// Run a test body on SQLite and on PostgreSQL, on a SaaS host — or, with
+/// `self_hosted,` before the name, on a self-hosted one (one tenant; the
+/// installation's license applies). rustfmt formats calls with the comma;
+/// `self_hosted name` (without) is accepted too.
 #[macro_export]
 macro_rules! both {
     ($name:ident, |$app:ident| $body:block) => {
+        $crate::both!(@in kontor::config::Mode::Saas, $name, |$app| $body);
+    };
+    (self_hosted, $name:ident, |$app:ident| $body:block) => {
+        $crate::both!(@in kontor::config::Mode::SelfHosted, $name, |$app| $body);
+    };
+    (self_hosted $name:ident, |$app:ident| $body:block) => {
+        $crate::both!(@in kontor::config::Mode::SelfHosted, $name, |$app| $body);
+    };
+    (@in $mode:expr, $name:ident, |$app:ident| $body:block) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -22,12 +34,12 @@ macro_rules! both {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                $crate::common::run(kontor::db::Backend::Sqlite, |app| body(app)).await;
+                $crate::common::run_in(kontor::db::Backend::Sqlite, $mode, |app| body(app)).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                $crate::common::run(kontor::db::Backend::Postgres, |app| body(app)).await;
+                $crate::common::run_in(kontor::db::Backend::Postgres, $mode, |app| body(app)).await;
             }
         }
     };
@@ -63,9 +75,16 @@ pub struct Session {
 /// The password every test user gets.
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// Start a host on `backend` (SaaS mode, so tests can make several tenants),
-/// run `test`, clean up. Skips PostgreSQL when it is not there (outside CI).
-pub async fn run<F, Fut>(backend: Backend, test: F)
+/// The payment webhook secret of every test host.
+pub const WEBHOOK_SECRET: &str = "whsec_test_0123456789abcdef";
+
+/// The operator token of every test host.
+pub const OPERATOR_TOKEN: &str = "operator-token-for-tests-0123456789";
+
+/// Start a host on `backend` in `mode` ([`both!`] runs most tests in SaaS
+/// mode, so they can make several tenants), run `test`, clean up. Skips
+/// PostgreSQL when it is not there (outside CI).
+pub async fn run_in<F, Fut>(backend: Backend, mode: Mode, test: F)
 where
     F: FnOnce(TestApp) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -73,7 +92,7 @@ where
     let Some(tdb) = TestDb::new(backend).await else {
         return;
     };
-    let app = TestApp::start(&tdb, Mode::Saas).await;
+    let app = TestApp::start(&tdb, mode).await;
     test(app).await;
     tdb.cleanup().await;
 }
@@ -95,6 +114,14 @@ impl TestApp {
         env.insert(
             "KONTOR_DATA_DIR".to_string(),
             std::env::temp_dir().display().to_string(),
+        );
+        env.insert(
+            "KONTOR_PAYMENT_WEBHOOK_SECRET".to_string(),
+            WEBHOOK_SECRET.to_string(),
+        );
+        env.insert(
+            "KONTOR_OPERATOR_TOKEN".to_string(),
+            OPERATOR_TOKEN.to_string(),
         );
         let config = Config::from_sources(None, &env).expect("config");
         let clock = Arc::new(ManualClock::new(

@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use crate::both;
 use crate::common::{assert_error, Session, TestApp};
 
-async fn import(app: &TestApp, who: &Session, csv: &str) -> (StatusCode, Value) {
+/// POST `csv` to the import as `who`.
+pub(crate) async fn import(app: &TestApp, who: &Session, csv: &str) -> (StatusCode, Value) {
     let res = app
         .raw(Method::POST, "/api/v1/customers/import", Some(who))
         .header(header::CONTENT_TYPE, "text/csv")

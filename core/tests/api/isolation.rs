@@ -11,8 +11,10 @@ use crate::common::assert_error;
 
 /// Path parameters that are names, not ids of tenant data: roles and
 /// settings keys act on the caller's own tenant (checked separately below);
-/// module ids name install-wide modules, guarded by `modules.manage` and
-/// refused to SaaS tenants.
+/// module ids name install-wide modules — installing and enabling them is
+/// guarded by `modules.manage` and refused to SaaS tenants, and a module's
+/// secrets and settings (`{module_id}/secrets/{name}`, `{module_id}/settings`)
+/// act on the caller's own tenant (checked separately below).
 const NAMED_NOT_ID: &[&str] = &["{role}", "{key}", "{module_id}"];
 
 both!(every_tenant_scoped_route_hides_other_tenants_data, |app| {
@@ -67,7 +69,9 @@ both!(every_tenant_scoped_route_hides_other_tenants_data, |app| {
         .execute(app.state.db().pool())
         .await
         .unwrap();
+    let subscription = crate::subscriptions::subscribe(&app, a, &["hello"]).await;
     let ids = [
+        ("subscriptions/{id}", subscription.clone()),
         ("customers/{id}", customer.clone()),
         ("{contact_id}", contact["id"].as_str().unwrap().to_string()),
         ("{note_id}", note["id"].as_str().unwrap().to_string()),
@@ -80,7 +84,29 @@ both!(every_tenant_scoped_route_hides_other_tenants_data, |app| {
         ("jobs/{id}", job_id.clone()),
     ];
 
+    // A module with a secret and a setting in tenant A.
+    crate::modules::capabilities::install_caps(
+        &app,
+        &crate::modules::capabilities::caps_manifest(),
+    )
+    .await;
+    app.call(
+        Method::PUT,
+        "/api/v1/modules/caps/secrets/api_token",
+        Some(a),
+        Some(json!({"value": "tenant A's token"})),
+    )
+    .await;
+    app.call(
+        Method::PUT,
+        "/api/v1/modules/caps/settings",
+        Some(a),
+        Some(json!({"greeting": "Servus"})),
+    )
+    .await;
+
     let b = app.new_tenant("Tenant B").await;
+    crate::modules::entitle(&app, &b, "caps").await;
     let doc: Value = app
         .call(Method::GET, "/api/openapi.json", None, None)
         .await
@@ -137,6 +163,7 @@ both!(every_tenant_scoped_route_hides_other_tenants_data, |app| {
         "/api/v1/auth/tokens",
         "/api/v1/auth/sessions",
         "/api/v1/jobs",
+        "/api/v1/subscriptions",
     ] {
         let (status, res) = app.call(Method::GET, path, Some(&b), None).await;
         assert_eq!(status, StatusCode::OK, "{path}");
@@ -145,7 +172,8 @@ both!(every_tenant_scoped_route_hides_other_tenants_data, |app| {
             !text.contains("Secret")
                 && !text.contains(&customer)
                 && !text.contains(&a.user_id)
-                && !text.contains(&job_id),
+                && !text.contains(&job_id)
+                && !text.contains(&subscription),
             "{path}: {text}"
         );
     }
@@ -184,8 +212,52 @@ both!(every_tenant_scoped_route_hides_other_tenants_data, |app| {
             .1["billing.currency"],
         "CHF"
     );
+    // A module's secrets and settings: B sees and changes only its own.
+    let (_, secrets) = app
+        .call(Method::GET, "/api/v1/modules/caps/secrets", Some(&b), None)
+        .await;
+    assert_eq!(secrets[0]["set"], false, "{secrets}");
+    let (status, res) = app
+        .call(
+            Method::DELETE,
+            "/api/v1/modules/caps/secrets/api_token",
+            Some(&b),
+            None,
+        )
+        .await;
+    assert_error(status, &res, 404, "not_found");
+    let (_, settings) = app
+        .call(Method::GET, "/api/v1/modules/caps/settings", Some(&b), None)
+        .await;
+    assert_eq!(settings[0]["value"], "Hi", "{settings}");
+    app.call(
+        Method::PUT,
+        "/api/v1/modules/caps/settings",
+        Some(&b),
+        Some(json!({"greeting": "Hijacked"})),
+    )
+    .await;
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/modules/caps/secrets", Some(a), None)
+            .await
+            .1[0]["set"],
+        true
+    );
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/modules/caps/settings", Some(a), None)
+            .await
+            .1[0]["value"],
+        "Servus"
+    );
 
     // And A's data is untouched.
+    let (_, subs) = app
+        .call(Method::GET, "/api/v1/subscriptions", Some(a), None)
+        .await;
+    assert_eq!(
+        subs[0]["status"], "trialing",
+        "B could not cancel or activate A's: {subs}"
+    );
     let (_, c) = app
         .call(
             Method::GET,

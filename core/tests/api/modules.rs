@@ -12,6 +12,9 @@ use serde_json::json;
 use crate::both;
 use crate::common::{assert_error, TestApp};
 
+/// Host capabilities (secrets, crm) and module settings, with the `caps` guest.
+pub mod capabilities;
+
 async fn tenant_of(app: &TestApp, user_id: &str) -> kontor::ids::TenantId {
     let t: String = sqlx::query_scalar("SELECT tenant_id FROM users WHERE id = $1")
         .bind(user_id)
@@ -19,6 +22,21 @@ async fn tenant_of(app: &TestApp, user_id: &str) -> kontor::ids::TenantId {
         .await
         .unwrap();
     kontor::ids::TenantId::from_trusted(t)
+}
+
+/// Entitle the tenant of `who` to `module_id`.
+pub async fn entitle(app: &TestApp, who: &crate::common::Session, module_id: &str) {
+    let tenant = tenant_of(app, &who.user_id).await;
+    entitlements::grant(
+        app.state.db(),
+        &tenant,
+        module_id,
+        "manual",
+        None,
+        app.state.now_ms(),
+    )
+    .await
+    .unwrap();
 }
 
 /// Install a module built from `modules/` (as if bundled) and entitle the
@@ -41,10 +59,7 @@ async fn install_built(app: &TestApp, manifest_text: &str, wasm: &[u8]) {
     )
     .await
     .unwrap();
-    let tenant = tenant_of(app, &app.owner.user_id).await;
-    entitlements::grant(app.state.db(), &tenant, &manifest.id, "manual", None, now)
-        .await
-        .unwrap();
+    entitle(app, &app.owner, &manifest.id).await;
 }
 
 /// The bundled hello module, installed and entitled.

@@ -18,7 +18,8 @@ use crate::common::{Session, TestApp};
 
 const NOW: i64 = 1_772_442_000_000;
 
-async fn tenant_of(app: &TestApp, who: &Session) -> TenantId {
+/// The tenant of a signed-in user.
+pub(crate) async fn tenant_of(app: &TestApp, who: &Session) -> TenantId {
     let id: String = sqlx::query_scalar("SELECT tenant_id FROM users WHERE id = $1")
         .bind(&who.user_id)
         .fetch_one(app.state.db().pool())

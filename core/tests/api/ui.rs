@@ -8,13 +8,13 @@ use crate::both;
 use crate::common::{TestApp, PASSWORD};
 
 /// A browser: keeps cookies, follows no redirects.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     base: String,
 }
 
 impl Browser {
-    fn new(app: &TestApp) -> Browser {
+    pub(crate) fn new(app: &TestApp) -> Browser {
         Browser::with_language(app, None)
     }
 
@@ -36,7 +36,7 @@ impl Browser {
     }
 
     /// Sign in through the login form; panics unless it works.
-    async fn login(app: &TestApp, email: &str) -> Browser {
+    pub(crate) async fn login(app: &TestApp, email: &str) -> Browser {
         let browser = Browser::new(app);
         let res = browser.submit_login(email, PASSWORD).await;
         assert_eq!(
@@ -59,7 +59,7 @@ impl Browser {
         .await
     }
 
-    async fn get(&self, path: &str) -> (StatusCode, String) {
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, String) {
         let res = self
             .http
             .get(format!("{}{path}", self.base))
@@ -80,7 +80,7 @@ impl Browser {
         (res.status(), res.text().await.unwrap())
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
             .post(format!("{}{path}", self.base))
             .form(form)
@@ -90,7 +90,7 @@ impl Browser {
     }
 
     /// The CSRF token the forms of `path` carry.
-    async fn csrf(&self, path: &str) -> String {
+    pub(crate) async fn csrf(&self, path: &str) -> String {
         let (status, page) = self.get(path).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         csrf_of(&page)
@@ -98,7 +98,7 @@ impl Browser {
 }
 
 /// The value of the first `_csrf` field of a page.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let marker = "name=\"_csrf\" value=\"";
     let start = html
         .find(marker)
@@ -131,7 +131,7 @@ fn has_inline_handler(html: &str) -> bool {
     })
 }
 
-fn location(res: &reqwest::Response) -> String {
+pub(crate) fn location(res: &reqwest::Response) -> String {
     res.headers()
         .get(header::LOCATION)
         .map(|v| v.to_str().unwrap().to_string())
@@ -1074,5 +1074,104 @@ both!(
         assert!(!dash_b.contains("greeted"), "{dash_b}");
         let (_, page_b) = browser_b.get(&format!("/customers/{id_b}")).await;
         assert!(!page_b.contains("/app/hello/"), "{page_b}");
+    }
+);
+
+both!(
+    module_settings_form_is_built_from_the_manifest_and_checked_on_save,
+    |app| {
+        use crate::modules::capabilities::{caps_manifest, install_caps};
+        install_caps(&app, &caps_manifest()).await;
+        // The values the module reads now, in manifest order.
+        let values = || async {
+            let (_, list) = app
+                .call(
+                    Method::GET,
+                    "/api/v1/modules/caps/settings",
+                    Some(&app.owner),
+                    None,
+                )
+                .await;
+            let list = list.as_array().unwrap().clone();
+            list.iter().map(|s| s["value"].clone()).collect::<Vec<_>>()
+        };
+        let owner = Browser::login(&app, &app.owner.email).await;
+        let (status, page) = owner.get("/modules/caps/settings").await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        // One input per declared setting, typed as declared.
+        assert!(page.contains(r#"name="greeting" type="text""#), "{page}");
+        assert!(page.contains(r#"placeholder="Hi""#), "{page}");
+        assert!(page.contains(r#"name="retries" type="number""#), "{page}");
+        assert!(page.contains(r#"name="verbose" type="checkbox""#), "{page}");
+        assert!(page.contains("How often to retry"), "{page}");
+        assert!(!has_inline_handler(&page));
+        let token = csrf_of(&page);
+
+        let res = owner
+            .post("/modules/caps/settings", &[("retries", "9")])
+            .await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "no CSRF token");
+        let res = owner
+            .post(
+                "/modules/caps/settings",
+                &[("_csrf", &token), ("greeting", "Moin"), ("retries", "many")],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let page = res.text().await.unwrap();
+        assert!(
+            page.contains(r#"aria-invalid="true" aria-describedby="e-retries""#),
+            "the refused field is marked: {page}"
+        );
+        assert!(
+            page.contains(r#"value="many""#),
+            "what was entered stays: {page}"
+        );
+        assert!(!page.contains(r#"aria-describedby="e-greeting""#), "{page}");
+
+        let res = owner
+            .post(
+                "/modules/caps/settings",
+                &[
+                    ("_csrf", &token),
+                    ("greeting", "Moin"),
+                    ("retries", "7"),
+                    ("verbose", "true"),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&res), "/modules/caps/settings?saved=1");
+        assert_eq!(values().await, [json!("Moin"), json!(7), json!(true)]);
+        // An unticked box is false; an emptied field goes back to the default.
+        let res = owner
+            .post(
+                "/modules/caps/settings",
+                &[("_csrf", &token), ("greeting", ""), ("retries", "7")],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let (_, page) = owner.get("/modules/caps/settings?saved=1").await;
+        assert!(page.contains(r#"role="status""#), "{page}");
+        assert!(!page.contains(" checked"), "{page}");
+        assert_eq!(values().await, [json!("Hi"), json!(7), json!(false)]);
+
+        // Staff see the settings but cannot change them.
+        let staff = app.user(&app.owner, "staff", None).await;
+        let staff = Browser::login(&app, &staff.email).await;
+        let (status, page) = staff.get("/modules/caps/settings").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains(" disabled") && !page.contains("form-actions"),
+            "inputs disabled, no save button: {page}"
+        );
+        let token = csrf_of(&page);
+        let res = staff
+            .post(
+                "/modules/caps/settings",
+                &[("_csrf", &token), ("retries", "1")],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
     }
 );

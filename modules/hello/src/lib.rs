@@ -1,6 +1,8 @@
 //! The smallest real Kontor module.
 //!
 //! * `GET /api/v1/hello/greeting?name=Ada` → `{"greeting": "Hello, Ada"}`;
+//! * `POST /api/v1/hello/greeting` with `{"name": "Ada"}` → the same (a
+//!   route that is not GET, as writes are);
 //! * `GET /api/v1/hello/seen` → the customers it saw being created;
 //! * a page at `/app/hello/`;
 //! * on `customer.created` it stores the customer's name in its `seen` collection;
@@ -51,16 +53,23 @@ fn greeting_word() -> String {
         .unwrap_or_else(|| "Hello".to_string())
 }
 
+/// `{"greeting": "Hello, <name>"}`, with the tenant's greeting word.
+fn greeting(name: &str) -> HttpResponse {
+    json(
+        200,
+        &json!({ "greeting": format!("{}, {name}", greeting_word()) }),
+    )
+}
+
 impl kontor_sdk::Guest for Hello {
     fn handle_http(request: HttpRequest) -> HttpResponse {
         match (request.method.as_str(), request.path.as_str()) {
             ("GET", "/greeting") => {
-                let name =
-                    query_param(&request.query, "name").unwrap_or_else(|| "world".to_string());
-                json(
-                    200,
-                    &json!({ "greeting": format!("{}, {name}", greeting_word()) }),
-                )
+                greeting(&query_param(&request.query, "name").unwrap_or_else(|| "world".into()))
+            }
+            ("POST", "/greeting") => {
+                let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+                greeting(body["name"].as_str().unwrap_or("world"))
             }
             ("GET", "/seen") => match seen_records() {
                 Ok(items) => json(200, &json!({ "items": items })),

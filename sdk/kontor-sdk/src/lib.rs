@@ -3,7 +3,8 @@
 //! This crate carries the bindings of the `kontor:module@0.1.0` contract
 //! (generated from `sdk/wit/0.1.0`, the single source of truth) and small
 //! helpers for the common cases: JSON and HTML responses, query parameters,
-//! logging. A module implements [`Guest`] and exports it:
+//! logging, and thin wrappers over the host's capabilities ([`secrets`],
+//! [`crm`]). A module implements [`Guest`] and exports it:
 //!
 //! ```ignore
 //! struct Hello;
@@ -21,6 +22,9 @@ pub mod bindings {
         default_bindings_module: "kontor_sdk::bindings",
     });
 }
+
+pub mod crm;
+pub mod secrets;
 
 pub use bindings::export_module;
 pub use bindings::kontor::module::types::{

@@ -19,7 +19,7 @@ mod bindings {
     });
 }
 
-use bindings::kontor::module::{events, log, records, settings, types};
+use bindings::kontor::module::{crm, events, log, records, secrets, settings, types};
 pub(crate) use bindings::{Module, ModulePre};
 
 /// A linker with WASI (deny-all context) and this version's imports.
@@ -200,6 +200,151 @@ impl events::Host for CallState {
 impl settings::Host for CallState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         Ok(self.caps.setting(&key).await)
+    }
+}
+
+impl secrets::Host for CallState {
+    async fn get(&mut self, name: String) -> wasmtime::Result<Result<Option<String>, String>> {
+        Ok(self.caps.secret(&name).await)
+    }
+}
+
+fn crm_error_out(e: host::CrmError) -> crm::Error {
+    match e {
+        host::CrmError::Denied(m) => crm::Error::Denied(m),
+        host::CrmError::Forbidden(m) => crm::Error::Forbidden(m),
+        host::CrmError::NotFound(m) => crm::Error::NotFound(m),
+        host::CrmError::Invalid(m) => crm::Error::Invalid(m),
+        host::CrmError::Internal(m) => crm::Error::Internal(m),
+    }
+}
+
+fn customer_out(c: host::Customer) -> crm::Customer {
+    crm::Customer {
+        id: c.id,
+        company: c.company,
+        contact_name: c.contact_name,
+        display_name: c.display_name,
+        email: c.email,
+        phone: c.phone,
+        street: c.street,
+        postal_code: c.postal_code,
+        city: c.city,
+        region: c.region,
+        country: c.country,
+        tags: c.tags,
+        custom_fields: c.custom_fields,
+        status: c.status,
+        reseller_id: c.reseller_id,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+    }
+}
+
+impl crm::Host for CallState {
+    async fn get_customer(
+        &mut self,
+        id: String,
+    ) -> wasmtime::Result<Result<Option<crm::Customer>, crm::Error>> {
+        Ok(self
+            .caps
+            .crm_customer(&id)
+            .await
+            .map(|c| c.map(customer_out))
+            .map_err(crm_error_out))
+    }
+
+    async fn list_customers(
+        &mut self,
+        q: crm::CustomerQuery,
+    ) -> wasmtime::Result<Result<crm::CustomerPage, crm::Error>> {
+        let query = host::CustomerQuery {
+            search: q.search,
+            status: q.status,
+            limit: q.limit,
+            cursor: q.cursor,
+        };
+        Ok(self
+            .caps
+            .crm_customers(query)
+            .await
+            .map(|p| crm::CustomerPage {
+                customers: p.customers.into_iter().map(customer_out).collect(),
+                next_cursor: p.next_cursor,
+            })
+            .map_err(crm_error_out))
+    }
+
+    async fn list_contacts(
+        &mut self,
+        customer_id: String,
+    ) -> wasmtime::Result<Result<Vec<crm::Contact>, crm::Error>> {
+        Ok(self
+            .caps
+            .crm_contacts(&customer_id)
+            .await
+            .map(|list| {
+                list.into_iter()
+                    .map(|c| crm::Contact {
+                        id: c.id,
+                        customer_id: c.customer_id,
+                        name: c.name,
+                        email: c.email,
+                        phone: c.phone,
+                        position: c.position,
+                        is_primary: c.is_primary,
+                    })
+                    .collect()
+            })
+            .map_err(crm_error_out))
+    }
+
+    async fn list_users(&mut self) -> wasmtime::Result<Result<Vec<crm::User>, crm::Error>> {
+        Ok(self
+            .caps
+            .crm_users()
+            .await
+            .map(|list| {
+                list.into_iter()
+                    .map(|u| crm::User {
+                        id: u.id,
+                        name: u.name,
+                        email: u.email,
+                        role: u.role,
+                        active: u.active,
+                    })
+                    .collect()
+            })
+            .map_err(crm_error_out))
+    }
+
+    async fn add_timeline_entry(
+        &mut self,
+        e: crm::TimelineEntry,
+    ) -> wasmtime::Result<Result<String, crm::Error>> {
+        let entry = host::TimelineEntry {
+            customer_id: e.customer_id,
+            kind: e.kind,
+            summary: e.summary,
+            data: e.data,
+        };
+        Ok(self
+            .caps
+            .crm_add_timeline_entry(entry)
+            .await
+            .map_err(crm_error_out))
+    }
+
+    async fn add_note(
+        &mut self,
+        customer_id: String,
+        body: String,
+    ) -> wasmtime::Result<Result<String, crm::Error>> {
+        Ok(self
+            .caps
+            .crm_add_note(&customer_id, &body)
+            .await
+            .map_err(crm_error_out))
     }
 }
 

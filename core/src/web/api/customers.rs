@@ -21,6 +21,7 @@ use crate::crm::notes::{self, Note, NoteInput};
 use crate::crm::timeline::{self, Activity, TimelineQuery};
 use crate::error::{Code, Error, ErrorBody, Result};
 use crate::ids::CustomerId;
+use crate::license::LimitKind;
 use crate::web::extract::{ApiJson, ApiQuery};
 use crate::web::AppState;
 
@@ -62,7 +63,12 @@ async fn create_customer(
     ApiJson(input): ApiJson<CustomerInput>,
 ) -> Result<(StatusCode, ApiJson<Customer>)> {
     let input = before_save(&state, &who, None, input).await?;
-    let c = customers::create(state.db(), &who, &input, state.now_ms()).await?;
+    let now = state.now_ms();
+    let quota = state
+        .licensing()
+        .quota(state.db(), LimitKind::Customers, now)
+        .await?;
+    let c = customers::create(state.db(), &who, &input, &quota, now).await?;
     Ok((StatusCode::CREATED, ApiJson(c)))
 }
 
@@ -290,7 +296,9 @@ async fn get_timeline(
 /// object); `id`, `created_at`, `updated_at` and `display_name` are ignored.
 /// Rows are validated one by one: good rows are imported, bad rows are
 /// reported with their line and reason. Rows whose e-mail exists already
-/// (in the tenant or earlier in the file) are reported, not imported.
+/// (in the tenant or earlier in the file) are reported, not imported. Under
+/// a license that caps customers, rows up to the cap are imported and the
+/// rest reported with the reason of `license_limit_reached`.
 #[utoipa::path(post, path = "/customers/import", tag = "customers",
     request_body(content = String, content_type = "text/csv"),
     responses((status = 200, body = ImportReport), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -314,7 +322,12 @@ async fn import_customers(
     let stream = http_body_util::BodyDataStream::new(limited)
         .map_err(|e| std::io::Error::other(e.to_string()));
     let reader = tokio_util::io::StreamReader::new(stream);
-    let report = csv_import::import(state.db(), &who, reader, state.now_ms()).await?;
+    let now = state.now_ms();
+    let quota = state
+        .licensing()
+        .quota(state.db(), LimitKind::Customers, now)
+        .await?;
+    let report = csv_import::import(state.db(), &who, reader, &quota, now).await?;
     Ok(ApiJson(report))
 }
 

@@ -4,9 +4,13 @@ pub mod audit;
 pub mod auth;
 pub mod customers;
 pub mod jobs;
+pub mod license;
+pub mod module_secrets;
+pub mod module_settings;
 pub mod modules;
 pub mod roles;
 pub mod settings;
+pub mod subscriptions;
 pub mod users;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -22,9 +26,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(roles::router())
         .merge(customers::router())
         .merge(jobs::router())
+        .merge(license::router())
         .merge(settings::router())
         .merge(modules::router())
+        .merge(module_secrets::router())
+        .merge(module_settings::router())
         .merge(audit::router())
+        .merge(subscriptions::router())
 }
 
 /// Unknown paths get the JSON error body too.

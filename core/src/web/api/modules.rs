@@ -1,18 +1,23 @@
 //! `/api/v1/modules`: the installed modules (admins only). Installing,
-//! enabling, disabling and removing act on the whole install, so they are
-//! offered in self-hosted mode; a SaaS operator uses `kontor module ...`.
+//! enabling, disabling, removing and accepting capabilities act on the whole
+//! install, so they are offered in self-hosted mode; a SaaS operator uses
+//! `kontor module ...`. A module's secrets and settings belong to each
+//! tenant ([`super::module_secrets`], [`super::module_settings`]).
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Principal;
 use crate::config::Mode;
 use crate::error::{Code, Error, ErrorBody, Result};
+use crate::modules::capabilities;
+use crate::modules::entitlements::{self, Access};
+use crate::modules::manifest::Manifest;
 use crate::modules::registry::{self, ModuleInfo};
 use crate::web::extract::{ApiJson, ApiQuery};
 use crate::web::AppState;
@@ -26,6 +31,25 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(enable_module))
         .routes(routes!(disable_module))
         .routes(routes!(uninstall_module))
+        .routes(routes!(accept_module_capabilities))
+}
+
+/// The manifest of an installed module the caller's tenant is entitled to:
+/// what tenant-scoped module configuration (secrets, settings) acts on.
+/// Disabled modules count, so they can be set up before they are enabled.
+/// A read-only module (expired license) can still be configured, so it is
+/// ready when a license is installed.
+pub(crate) async fn tenant_module(state: &AppState, who: &Principal, id: &str) -> Result<Manifest> {
+    let manifest = registry::manifest(state.db(), id).await?;
+    entitlements::check(
+        state.db(),
+        state.licensing(),
+        &who.tenant_id,
+        &manifest,
+        state.now_ms(),
+    )
+    .await?;
+    Ok(manifest)
 }
 
 fn manage(state: &AppState, who: &Principal) -> Result<()> {
@@ -39,29 +63,72 @@ fn manage(state: &AppState, who: &Principal) -> Result<()> {
     Ok(())
 }
 
-/// Installed modules with their state and health.
+/// An installed module in the admin's listing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModuleListing {
+    /// The module, its state and health.
+    #[serde(flatten)]
+    pub module: ModuleInfo,
+    /// What the caller's tenant may do with it now — enabled, read-only
+    /// (expired license: GET routes and pages only) or denied — and why.
+    pub access: Access,
+}
+
+/// Installed modules with their state, health and the caller's tenant's access.
 #[utoipa::path(get, path = "/modules", tag = "modules",
-    responses((status = 200, body = Vec<ModuleInfo>), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Vec<ModuleListing>), (status = 403, body = ErrorBody)))]
 async fn list_modules(
     State(state): State<AppState>,
     who: Principal,
-) -> Result<ApiJson<Vec<ModuleInfo>>> {
+) -> Result<ApiJson<Vec<ModuleListing>>> {
     who.require("modules.manage")?;
-    Ok(ApiJson(registry::list(state.db(), state.modules()).await?))
+    let now = state.now_ms();
+    let mut out = Vec::new();
+    for module in registry::list(state.db(), state.modules()).await? {
+        let manifest = registry::manifest(state.db(), &module.id).await?;
+        let access = entitlements::access(
+            state.db(),
+            state.licensing(),
+            &who.tenant_id,
+            &manifest,
+            now,
+        )
+        .await?;
+        out.push(ModuleListing { module, access });
+    }
+    Ok(ApiJson(out))
+}
+
+/// Options of an install.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InstallQuery {
+    /// Capabilities of the package the administrator accepts, comma-separated
+    /// (`secrets,crm`). Requested ones not listed stay refused to the module
+    /// until accepted with `PUT /modules/{module_id}/capabilities`; the
+    /// answer lists both.
+    #[serde(default)]
+    pub accept: Option<String>,
 }
 
 /// Install or upgrade a module from a signed `.kmod` package
 /// (`Content-Type: application/octet-stream`). Dependencies are resolved
-/// first; on any failure the installed version stays active.
+/// first; on any failure the installed version stays active. The answer
+/// shows the capabilities the package requests and those accepted.
 #[utoipa::path(post, path = "/modules", tag = "modules",
+    params(InstallQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 201, body = ModuleInfo), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn install_module(
     State(state): State<AppState>,
     who: Principal,
+    ApiQuery(q): ApiQuery<InstallQuery>,
     body: Body,
 ) -> Result<(StatusCode, ApiJson<ModuleInfo>)> {
     manage(&state, &who)?;
+    let names: Vec<&str> = q.accept.as_deref().unwrap_or_default().split(',').collect();
+    let accept = capabilities::parse_list("accept", &names)?;
     let bytes = axum::body::to_bytes(body, MAX_PACKAGE_BYTES)
         .await
         .map_err(|_| {
@@ -70,11 +137,12 @@ async fn install_module(
                 format!("packages are at most {MAX_PACKAGE_BYTES} bytes"),
             )
         })?;
-    let info = registry::install_package(
+    let info = registry::install_package_accepting(
         state.db(),
         state.modules(),
         state.config(),
         &bytes,
+        &accept,
         state.now_ms(),
     )
     .await?;
@@ -139,4 +207,35 @@ async fn uninstall_module(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The capabilities an administrator accepts for a module.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilityAcceptance {
+    /// Every accepted capability (`secrets`, `crm`...): a subset of what the
+    /// module requests; the rest are refused to it from now on.
+    pub accepted: Vec<String>,
+}
+
+/// Accept (or withdraw) capabilities a module requests, for the whole install.
+#[utoipa::path(put, path = "/modules/{module_id}/capabilities", tag = "modules",
+    request_body = CapabilityAcceptance,
+    params(("module_id" = String, Path, description = "Module id")),
+    responses((status = 200, body = ModuleInfo), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn accept_module_capabilities(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(module_id): Path<String>,
+    ApiJson(body): ApiJson<CapabilityAcceptance>,
+) -> Result<ApiJson<ModuleInfo>> {
+    manage(&state, &who)?;
+    let accepted = capabilities::parse_list("accepted", &body.accepted)?;
+    registry::accept_capabilities(state.db(), &module_id, &accepted, state.now_ms()).await?;
+    registry::list(state.db(), state.modules())
+        .await?
+        .into_iter()
+        .find(|m| m.id == module_id)
+        .map(ApiJson)
+        .ok_or_else(|| Error::not_found("module"))
 }

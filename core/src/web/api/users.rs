@@ -9,6 +9,7 @@ use crate::audit::{self, AuditEvent};
 use crate::auth::users::{self, NewUser, User, UserPatch};
 use crate::auth::{Principal, Role};
 use crate::error::{Code, Error, ErrorBody, Result};
+use crate::license::LimitKind;
 use crate::web::extract::ApiJson;
 use crate::web::AppState;
 
@@ -26,7 +27,8 @@ async fn list_users(State(state): State<AppState>, who: Principal) -> Result<Api
     Ok(ApiJson(users::list(state.db(), &who.tenant_id).await?))
 }
 
-/// Create a user. Only an owner creates owners.
+/// Create a user. Only an owner creates owners. A license that caps users
+/// refuses one more with `license_limit_reached`.
 #[utoipa::path(post, path = "/users", tag = "users", request_body = NewUser,
     responses((status = 201, body = User), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_user(
@@ -42,7 +44,9 @@ async fn create_user(
         ));
     }
     let now = state.now_ms();
+    let quota = users::quota_for(state.licensing(), state.db(), new.role, now).await?;
     let mut tx = state.db().begin().await?;
+    quota.check_tx(&mut tx).await?;
     let user = users::create(&mut tx, &who.tenant_id, &new, now).await?;
     audit::record_tx(
         &mut tx,
@@ -90,7 +94,20 @@ async fn update_user(
         who.require("users.manage")?;
     }
     let now = state.now_ms();
-    let user = users::update(state.db(), &who.tenant_id, &id, &patch, who.role, now).await?;
+    let quota = state
+        .licensing()
+        .quota(state.db(), LimitKind::Users, now)
+        .await?;
+    let user = users::update(
+        state.db(),
+        &who.tenant_id,
+        &id,
+        &patch,
+        who.role,
+        &quota,
+        now,
+    )
+    .await?;
     audit::record(
         state.db(),
         &AuditEvent::new("user.updated")

@@ -7,7 +7,9 @@
 //! * [`session`] — the signed-in [`UiUser`] (or a redirect to `/login`) and CSRF;
 //! * `hooks` — the filter hooks modules extend pages with (`nav.items`, `dashboard.widgets`, `customer.tabs`);
 //! * `render` — the layout context, error pages and form errors;
-//! * `pages` — the handlers: login, dashboard, customers, users.
+//! * `pages` — the handlers: login, dashboard, customers, users, module
+//!   settings (a form rendered from the module's manifest), the license,
+//!   the SaaS onboarding wizard (registration, plan choice).
 //!
 //! Every POST form carries the session's CSRF token in a hidden `_csrf`
 //! field, checked before the handler does anything else; the login form,
@@ -162,6 +164,14 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/assets/{*path}", get(assets::serve))
         .route("/login", get(pages::login::show).post(pages::login::submit))
+        .route(
+            "/register",
+            get(pages::onboarding::register_form).post(pages::onboarding::register),
+        )
+        .route(
+            "/onboarding/plan",
+            get(pages::onboarding::plan_form).post(pages::onboarding::choose_plan),
+        )
         .route("/logout", post(pages::login::logout))
         .route("/", get(pages::dashboard::show))
         .route(
@@ -174,6 +184,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/users",
             get(pages::users::index).post(pages::users::create),
+        )
+        .route(
+            "/license",
+            get(pages::license::show).post(pages::license::install),
+        )
+        .route(
+            "/modules/{module}/settings",
+            get(pages::module_settings::show).post(pages::module_settings::save),
         )
         .route("/app/{module}", get(pages::modules::show))
         .route("/app/{module}/", get(pages::modules::show))
@@ -213,9 +231,11 @@ mod tests {
             include_str!("render.rs"),
             include_str!("pages/mod.rs"),
             include_str!("pages/login.rs"),
+            include_str!("pages/onboarding.rs"),
             include_str!("pages/dashboard.rs"),
             include_str!("pages/customers.rs"),
             include_str!("pages/users.rs"),
+            include_str!("pages/license.rs"),
         ];
         let mut keys: Vec<String> = nav::core_entries()
             .into_iter()

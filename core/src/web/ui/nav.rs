@@ -56,19 +56,21 @@ pub(crate) struct NavItem {
 
 /// Navigation entries of the loaded modules' pages the tenant is entitled
 /// to, by their declared order. A module the tenant may not use shows no
-/// link (its pages would answer `module_not_entitled`).
+/// link (its pages would answer `module_not_entitled`); a read-only one
+/// does, since its pages still show its data.
 async fn module_entries(state: &AppState, who: &Principal) -> Vec<NavEntry> {
     let mut pages: Vec<(i32, NavEntry)> = Vec::new();
     for module in state.modules().all() {
-        let entitled = crate::modules::entitlements::is_entitled(
+        let denied = crate::modules::entitlements::access(
             state.db(),
+            state.licensing(),
             &who.tenant_id,
-            module.manifest.entitlement_key(),
+            &module.manifest,
             state.now_ms(),
         )
         .await
-        .unwrap_or(false);
-        if !entitled {
+        .map_or(true, |a| a.is_denied());
+        if denied {
             continue;
         }
         for page in &module.manifest.pages {
@@ -96,6 +98,14 @@ pub(crate) async fn for_user(
 ) -> Vec<NavItem> {
     let mut entries = state.ui().nav_entries();
     entries.extend(module_entries(state, who).await);
+    // Only a self-hosted install has a license to manage.
+    if state.licensing().applies() {
+        entries.push(NavEntry::new(
+            "nav.license",
+            "/license",
+            Some("license.manage"),
+        ));
+    }
     let links: Vec<Link> = entries
         .iter()
         .filter(|e| e.permission.as_deref().is_none_or(|p| who.can(p)))

@@ -9,6 +9,7 @@ use tera::Context;
 
 use super::i18n::Catalog;
 use super::nav;
+use super::pages::license::LicenseNotice;
 use super::session::RequestInfo;
 use crate::auth::principal::AuthMethod;
 use crate::auth::Principal;
@@ -21,6 +22,7 @@ pub(crate) struct Page<'a> {
     req: &'a RequestInfo,
     principal: Option<&'a Principal>,
     nav: &'a [nav::NavItem],
+    license_notice: Option<&'a LicenseNotice>,
 }
 
 impl<'a> Page<'a> {
@@ -35,7 +37,14 @@ impl<'a> Page<'a> {
             req,
             principal,
             nav,
+            license_notice: None,
         }
+    }
+
+    /// The same page with the license warning of the layout.
+    pub(crate) fn with_license_notice(mut self, notice: Option<&'a LicenseNotice>) -> Self {
+        self.license_notice = notice;
+        self
     }
 
     /// The texts of the request's language.
@@ -92,6 +101,7 @@ impl<'a> Page<'a> {
                 }),
             );
             ctx.insert("nav", self.nav);
+            ctx.insert("license_notice", &self.license_notice);
             if let AuthMethod::Session { csrf_token, .. } = &p.method {
                 ctx.insert("csrf_token", csrf_token);
             }
@@ -239,6 +249,29 @@ impl FormError {
                 field: None,
                 message: page.text("error.conflict", &[]),
             }),
+            Code::LicenseLimitReached => {
+                let (limit, max) = match &err {
+                    Error::Api {
+                        details: Some(d), ..
+                    } => (
+                        d["limit"].as_str().unwrap_or_default().to_string(),
+                        d["max"].to_string(),
+                    ),
+                    _ => (String::new(), String::new()),
+                };
+                let what = page
+                    .catalog()
+                    .get(&format!("license.limit.{limit}"))
+                    .unwrap_or(&limit)
+                    .to_string();
+                Ok(FormError {
+                    field: None,
+                    message: page.text(
+                        "error.license_limit",
+                        &[("max", max.as_str()), ("limit", what.as_str())],
+                    ),
+                })
+            }
             _ => Err(err),
         }
     }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::i18n::Lang;
 use super::nav::NavItem;
+use super::pages::license::LicenseNotice;
 use super::render::Page;
 use crate::auth::principal::AuthMethod;
 use crate::auth::Principal;
@@ -56,6 +57,9 @@ pub struct UiUser {
     pub req: RequestInfo,
     /// The navigation bar (empty for htmx fragments, which have none).
     pub(crate) nav: Vec<NavItem>,
+    /// The license warning for admins, when it needs attention (none for
+    /// htmx fragments).
+    pub(crate) license_notice: Option<LicenseNotice>,
 }
 
 impl UiUser {
@@ -64,7 +68,7 @@ impl UiUser {
     pub fn csrf_token(&self) -> Option<&str> {
         match &self.principal.method {
             AuthMethod::Session { csrf_token, .. } => Some(csrf_token),
-            AuthMethod::Token { .. } => None,
+            AuthMethod::Token { .. } | AuthMethod::System => None,
         }
     }
 
@@ -84,6 +88,7 @@ impl UiUser {
     /// The renderer of this request.
     pub(crate) fn page<'a>(&'a self, state: &'a AppState) -> Page<'a> {
         Page::new(state, &self.req, Some(&self.principal), &self.nav)
+            .with_license_notice(self.license_notice.as_ref())
     }
 }
 
@@ -97,16 +102,20 @@ impl FromRequestParts<AppState> for UiUser {
         match principal_of(parts, state).await {
             Ok(Some((principal, _source))) => {
                 let req = RequestInfo::from_parts(parts, principal.locale.as_deref());
-                let nav = if req.wants_fragment() {
-                    Vec::new()
+                let (nav, license_notice) = if req.wants_fragment() {
+                    (Vec::new(), None)
                 } else {
-                    super::nav::for_user(state, &principal, &req.path, state.ui().catalog(req.lang))
-                        .await
+                    let catalog = state.ui().catalog(req.lang);
+                    (
+                        super::nav::for_user(state, &principal, &req.path, catalog).await,
+                        super::pages::license::notice(state, &principal, catalog).await,
+                    )
                 };
                 Ok(UiUser {
                     principal,
                     req,
                     nav,
+                    license_notice,
                 })
             }
             Ok(None) => Err(to_login(parts)),

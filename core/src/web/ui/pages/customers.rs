@@ -17,6 +17,7 @@ use crate::crm::notes::{self, NoteInput};
 use crate::crm::timeline::{self, TimelineQuery};
 use crate::error::Result;
 use crate::ids::CustomerId;
+use crate::license::LimitKind;
 use crate::web::ui::render::{FormError, Page};
 use crate::web::ui::session::UiUser;
 use crate::web::AppState;
@@ -175,7 +176,12 @@ async fn create_customer(
     form: CustomerForm,
 ) -> Result<Response> {
     user.check_csrf(&form.csrf)?;
-    match customers::create(state.db(), &user.principal, &form.input(), state.now_ms()).await {
+    let now = state.now_ms();
+    let quota = state
+        .licensing()
+        .quota(state.db(), LimitKind::Customers, now)
+        .await?;
+    match customers::create(state.db(), &user.principal, &form.input(), &quota, now).await {
         Ok(c) => Ok(Redirect::to(&format!("/customers/{}", c.id)).into_response()),
         Err(e) => {
             let error = FormError::from_error(page, e)?;

@@ -1,10 +1,8 @@
 //! `/login` and `/logout`.
 //!
 //! The login form has no session whose CSRF token it could carry, so it is
-//! protected by a double-submit token: a random value in the
-//! `kontor_login_csrf` cookie (HttpOnly, SameSite=Strict, only sent to
-//! `/login`) and the same value in the form. A cross-site page can make a
-//! browser post the form but can neither read nor set the cookie.
+//! protected by a double-submit token ([`super::guest_csrf`]) in the
+//! `kontor_login_csrf` cookie, only sent to `/login`.
 
 use axum::extract::{Query, State};
 use axum::http::request::Parts;
@@ -14,19 +12,24 @@ use axum::Form;
 use serde::Deserialize;
 use tera::Context;
 
+use super::guest_csrf::{GuestCsrf, MAX_AGE_SECS};
 use super::present;
 use crate::auth::sessions;
 use crate::error::{Code, Error, Result};
 use crate::web::api::auth::{authenticate_login, session_cookie, LoginRequest};
-use crate::web::extract::{cookie, principal_of, ClientIp};
+use crate::web::extract::{principal_of, ClientIp};
 use crate::web::ui::render::Page;
 use crate::web::ui::session::{safe_next, Guest, UiUser};
 use crate::web::AppState;
 
 /// Cookie of the login form's double-submit token.
 pub const LOGIN_CSRF_COOKIE: &str = "kontor_login_csrf";
-/// How long a login form stays usable.
-const LOGIN_CSRF_MAX_AGE: i64 = 2 * 3600;
+
+/// The login form's double-submit token.
+const LOGIN_CSRF: GuestCsrf = GuestCsrf {
+    cookie: LOGIN_CSRF_COOKIE,
+    path: "/login",
+};
 
 /// Query of `GET /login`.
 #[derive(Debug, Default, Deserialize)]
@@ -70,9 +73,7 @@ pub(crate) async fn show(
     if let Ok(Some(_)) = principal_of(&parts, &state).await {
         return Redirect::to(next.unwrap_or("/")).into_response();
     }
-    let token = cookie(&parts, LOGIN_CSRF_COOKIE)
-        .filter(|t| looks_like_token(t))
-        .unwrap_or_else(crate::auth::random_secret);
+    let token = LOGIN_CSRF.token_for_form(&parts);
     let view = LoginView {
         next,
         ..Default::default()
@@ -90,7 +91,6 @@ pub(crate) async fn submit(
 ) -> Response {
     let page = guest.page(&state);
     let next = safe_next(Some(form.next.as_str()));
-    let presented = cookie(&parts, LOGIN_CSRF_COOKIE).unwrap_or_default();
     let fresh = crate::auth::random_secret();
     let view = |error: String, ask_tenant: bool| LoginView {
         email: &form.email,
@@ -99,9 +99,7 @@ pub(crate) async fn submit(
         error: Some(error),
         ask_tenant,
     };
-    if presented.is_empty()
-        || !crate::auth::tokens::ct_eq(presented.as_bytes(), form.csrf.as_bytes())
-    {
+    if !LOGIN_CSRF.verify(&parts, &form.csrf) {
         let error = page.text("login.error.csrf", &[]);
         return page.finish(render(
             &state,
@@ -128,7 +126,7 @@ pub(crate) async fn submit(
                 header::SET_COOKIE,
                 session_cookie(&state, &done.response.token, done.max_age_secs),
             );
-            h.append(header::SET_COOKIE, login_csrf_cookie(&state, "", 0));
+            h.append(header::SET_COOKIE, LOGIN_CSRF.set_cookie(&state, "", 0));
             res
         }
         Err(e) => {
@@ -189,32 +187,17 @@ fn render(
     ctx.insert("next", &view.next);
     ctx.insert("error", &view.error);
     ctx.insert("ask_tenant", &view.ask_tenant);
+    // SaaS: new companies register themselves (the onboarding wizard).
+    ctx.insert(
+        "can_register",
+        &(state.config().mode == crate::config::Mode::Saas),
+    );
     let mut res = page.render_status(status, "login.html", ctx)?;
     res.headers_mut().append(
         header::SET_COOKIE,
-        login_csrf_cookie(state, token, LOGIN_CSRF_MAX_AGE),
+        LOGIN_CSRF.set_cookie(state, token, MAX_AGE_SECS),
     );
     Ok(res)
-}
-
-/// A token this server could have made (32 random bytes, base64url).
-fn looks_like_token(t: &str) -> bool {
-    t.len() == 43
-        && t.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-/// The `Set-Cookie` value of the login form's token (empty: clear it).
-fn login_csrf_cookie(state: &AppState, token: &str, max_age_secs: i64) -> HeaderValue {
-    let secure = if state.config().secure_cookies() {
-        "; Secure"
-    } else {
-        ""
-    };
-    HeaderValue::from_str(&format!(
-        "{LOGIN_CSRF_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// A form that carries nothing but its CSRF token.

@@ -7,8 +7,12 @@
 
 pub(crate) mod customers;
 pub(crate) mod dashboard;
+pub(crate) mod guest_csrf;
+pub(crate) mod license;
 pub(crate) mod login;
+pub(crate) mod module_settings;
 pub(crate) mod modules;
+pub(crate) mod onboarding;
 pub(crate) mod users;
 
 use serde_json::Value;

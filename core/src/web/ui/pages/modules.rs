@@ -40,7 +40,8 @@ async fn render(
         .map(|(_, v)| format!("/{v}"))
         .unwrap_or_else(|| "/".into());
     let who = &user.principal;
-    let module = visible_module(state, who, &module_id).await?;
+    // Pages only read, so a read-only module still shows them.
+    let (module, _) = visible_module(state, who, &module_id).await?;
     let decl = module
         .manifest
         .pages
@@ -63,10 +64,7 @@ async fn render(
         Vec::new(),
         Vec::new(),
     );
-    let rendered = state
-        .modules()
-        .render_page(&module, &who.tenant_id, req)
-        .await?;
+    let rendered = state.modules().render_page(&module, who, req).await?;
     let p = rendered.map_err(|m| {
         Error::new(
             Code::ModuleFailed,

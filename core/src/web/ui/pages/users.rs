@@ -134,7 +134,9 @@ async fn insert(state: &AppState, user: &UiUser, form: &UserForm) -> Result<()> 
         customer_id: None,
     };
     let now = state.now_ms();
+    let quota = users::quota_for(state.licensing(), state.db(), new.role, now).await?;
     let mut tx = state.db().begin().await?;
+    quota.check_tx(&mut tx).await?;
     let created = users::create(&mut tx, &who.tenant_id, &new, now).await?;
     audit::record_tx(
         &mut tx,

@@ -1,0 +1,150 @@
+//! A module that uses the host's capabilities on request, for the host's
+//! capability tests: secrets, the CRM (as the calling user, and as the
+//! tenant in an event) and settings. Every refusal of the host comes back
+//! as an error body, so the tests can read what the module was told.
+
+use kontor_sdk::crm::{self, CustomerQuery};
+use kontor_sdk::{error, json, query_param, Event, FilterResult, HttpRequest, HttpResponse, Page};
+use serde_json::json;
+
+struct Caps;
+
+/// A CRM refusal as an error body with a status and code the tests match on.
+fn crm_error(e: crm::Error) -> HttpResponse {
+    match e {
+        crm::Error::Denied(m) => error(403, "denied", &m),
+        crm::Error::Forbidden(m) => error(403, "forbidden", &m),
+        crm::Error::NotFound(m) => error(404, "not_found", &m),
+        crm::Error::Invalid(m) => error(422, "invalid", &m),
+        crm::Error::Internal(m) => error(500, "internal", &m),
+    }
+}
+
+fn body_text(request: &HttpRequest) -> String {
+    String::from_utf8_lossy(&request.body).into_owned()
+}
+
+impl kontor_sdk::Guest for Caps {
+    fn handle_http(request: HttpRequest) -> HttpResponse {
+        let q = |name: &str| query_param(&request.query, name).unwrap_or_default();
+        match (request.method.as_str(), request.path.as_str()) {
+            // Says whether the secret is set, never what it is.
+            ("GET", "/secret") => match kontor_sdk::secrets::get(&q("name")) {
+                Ok(v) => json(200, &json!({ "set": v.is_some() })),
+                Err(e) => error(400, "secrets", &e),
+            },
+            // Compares with the body, so the value never travels in a URL or an answer.
+            ("POST", "/secret/matches") => match kontor_sdk::secrets::require(&q("name")) {
+                Ok(v) => json(200, &json!({ "matches": v == body_text(&request) })),
+                Err(e) => error(400, "secrets", &e),
+            },
+            ("GET", "/customers") => {
+                let mut query = CustomerQuery::search(&q("q"));
+                if let Ok(limit) = q("limit").parse() {
+                    query = query.limit(limit);
+                }
+                if !q("cursor").is_empty() {
+                    query = query.after(&q("cursor"));
+                }
+                match crm::customers(&query) {
+                    Ok(page) => json(
+                        200,
+                        &json!({
+                            "ids": page.customers.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+                            "names": page.customers.iter().map(|c| c.display_name.clone()).collect::<Vec<_>>(),
+                            "next": page.next_cursor,
+                        }),
+                    ),
+                    Err(e) => crm_error(e),
+                }
+            }
+            ("GET", "/customer") => match crm::customer(&q("id")) {
+                Ok(c) => json(
+                    200,
+                    &json!({ "customer": c.map(|c| json!({
+                        "id": c.id,
+                        "display_name": c.display_name,
+                        "email": c.email,
+                        "tags": c.tags,
+                        "custom_fields": serde_json::from_str::<serde_json::Value>(&c.custom_fields).ok(),
+                        "created_at": c.created_at,
+                    })) }),
+                ),
+                Err(e) => crm_error(e),
+            },
+            ("GET", "/contacts") => match crm::contacts(&q("customer")) {
+                Ok(list) => json(
+                    200,
+                    &json!({ "contacts": list.iter().map(|c| c.name.clone()).collect::<Vec<_>>() }),
+                ),
+                Err(e) => crm_error(e),
+            },
+            ("GET", "/users") => match crm::users() {
+                Ok(list) => json(
+                    200,
+                    &json!({ "users": list.iter().map(|u| json!({
+                        "id": u.id, "email": u.email, "role": u.role, "active": u.active,
+                    })).collect::<Vec<_>>() }),
+                ),
+                Err(e) => crm_error(e),
+            },
+            ("POST", "/timeline") => {
+                let data = json!({ "via": "route" });
+                match crm::add_timeline_entry(
+                    &q("customer"),
+                    &q("kind"),
+                    &body_text(&request),
+                    &data,
+                ) {
+                    Ok(id) => json(200, &json!({ "id": id })),
+                    Err(e) => crm_error(e),
+                }
+            }
+            ("POST", "/note") => match crm::add_note(&q("customer"), &body_text(&request)) {
+                Ok(id) => json(200, &json!({ "id": id })),
+                Err(e) => crm_error(e),
+            },
+            ("GET", "/setting") => {
+                let value = kontor_sdk::settings::get(&q("key"))
+                    .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok());
+                json(200, &json!({ "value": value }))
+            }
+            _ => error(404, "not_found", "no such route in the caps module"),
+        }
+    }
+
+    fn render_page(_request: HttpRequest) -> Result<Page, String> {
+        Err("the caps module has no pages".into())
+    }
+
+    /// Welcomes a new customer on its timeline: CRM access with no user.
+    fn on_event(event: Event) -> Result<(), String> {
+        if event.name != "customer.created" {
+            return Ok(());
+        }
+        let payload: serde_json::Value =
+            serde_json::from_str(&event.payload).map_err(|e| e.to_string())?;
+        let id = payload["id"].as_str().ok_or("event without customer id")?;
+        let customer = crm::customer(id)
+            .map_err(|e| e.to_string())?
+            .ok_or("the new customer is not visible")?;
+        crm::add_timeline_entry(
+            id,
+            "welcomed",
+            &format!("Welcomed {}", customer.display_name),
+            &json!({ "event_id": event.id }),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    fn filter(_hook: String, _payload: String) -> FilterResult {
+        FilterResult::Pass
+    }
+
+    fn run_job(name: String) -> Result<(), String> {
+        Err(format!("unknown job {name}"))
+    }
+}
+
+kontor_sdk::export_module!(Caps);
