@@ -347,6 +347,7 @@ async fn serve(db: Db, config: Config, clock: SharedClock) -> anyhow::Result<()>
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (KONTOR_LISTEN): {e}", config.listen))?;
     let run_worker = config.run_worker;
     let mode = config.mode;
+    let database_url = config.database_url.clone();
     let state = AppState::new(db.clone(), config, clock.clone())?;
     let modules = state.modules().clone();
     crate::modules::registry::load_enabled(&db, &modules).await?;
@@ -375,6 +376,13 @@ async fn serve(db: Db, config: Config, clock: SharedClock) -> anyhow::Result<()>
         ));
         (worker, background)
     });
+    // Every process (worker or not) follows the registry's changes.
+    let registry_sync = tokio::spawn(crate::modules::sync::run(
+        db.clone(),
+        modules.clone(),
+        database_url,
+        stopped(stop_rx.clone()),
+    ));
     tracing::info!(addr = %listener.local_addr()?, version = crate::VERSION, "kontor listening");
     crate::web::serve(listener, state, async {
         let _ = tokio::signal::ctrl_c().await;
@@ -386,6 +394,7 @@ async fn serve(db: Db, config: Config, clock: SharedClock) -> anyhow::Result<()>
         let _ = worker.await;
         let _ = background.await;
     }
+    let _ = registry_sync.await;
     db.close().await;
     Ok(())
 }

@@ -26,5 +26,7 @@ pub mod package;
 pub mod records;
 /// The registry of installed modules.
 pub mod registry;
+/// Every process serving the modules the registry has enabled (NOTIFY + poll).
+pub mod sync;
 /// Publisher keys whose package signatures this server accepts.
 pub mod trust;
