@@ -123,9 +123,21 @@ impl Db {
         self.backend
     }
 
-    /// Start a transaction.
+    /// Start a transaction that will write. SQLite gets `BEGIN IMMEDIATE`,
+    /// which takes the write lock up front so concurrent writers queue on the
+    /// busy timeout: a deferred transaction that reads first (load, check,
+    /// update) fails with `SQLITE_BUSY` when it later tries to write after
+    /// another writer committed in between, and no timeout helps it.
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(self.pool.begin().await?)
+        Ok(self.begin_sqlx().await?)
+    }
+
+    /// [`Db::begin`] with sqlx's error type, for code that maps it itself.
+    pub async fn begin_sqlx(&self) -> std::result::Result<Tx, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     /// ` FOR UPDATE` on PostgreSQL; nothing on SQLite, where a write

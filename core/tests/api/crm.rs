@@ -723,3 +723,39 @@ both!(settings_are_typed_with_defaults, |app| {
         .await;
     assert_error(status, &body, 422, "validation_failed");
 });
+
+// Writers that read first (load, check, update) queue instead of failing
+// when another writer commits in between (SQLite: BEGIN IMMEDIATE).
+both!(concurrent_updates_of_one_customer_all_succeed, |app| {
+    let id = app
+        .customer(&app.owner, json!({"company": "Busy AG"}))
+        .await;
+    let calls = (0..12).map(|i| {
+        let app = &app;
+        let id = &id;
+        async move {
+            app.call(
+                Method::PATCH,
+                &format!("/api/v1/customers/{id}"),
+                Some(&app.owner),
+                Some(json!({ "city": format!("Ort {i}") })),
+            )
+            .await
+        }
+    });
+    for (status, body) in futures::future::join_all(calls).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, timeline) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/customers/{id}/timeline"),
+            Some(&app.owner),
+            None,
+        )
+        .await;
+    let updates = timeline.as_array().map_or(0, |a| {
+        a.iter().filter(|e| e["kind"] == "customer.updated").count()
+    });
+    assert_eq!(updates, 12, "{timeline}");
+});
