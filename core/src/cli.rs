@@ -1,5 +1,6 @@
 //! The `kontor` command line.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -202,10 +203,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Demo => {
             let db = open_db(&config).await?;
             let login = crate::demo::seed(&db, &config, clock.as_ref()).await?;
-            println!();
-            println!("  Kontor demo is running: http://{}/", config.listen);
-            println!("  Log in as {}  password: {}", login.email, login.password);
-            println!();
+            // Written, not println!: a closed stdout (`kontor demo | head`)
+            // must not take the server down with a panic.
+            let banner = format!(
+                "\n  Kontor demo is running: http://{}/\n  Log in as {}  password: {}\n",
+                config.listen, login.email, login.password
+            );
+            let _ = writeln!(std::io::stdout(), "{banner}");
             serve(db, config, clock).await
         }
         Command::Migrate => {
