@@ -907,7 +907,10 @@ async fn search_filter(db: &Db, q: &str, args: &mut Args) -> Result<Search> {
             .fetch_all(db.pool())
             .await?;
             if matches.len() as i64 <= FEW_MATCHES {
-                let list: Vec<String> = matches.into_iter().map(|r| args.int(r)).collect();
+                // Integers read from the index, written as literals: SQLite
+                // prepares thousands of `$n` parameters slowly (see
+                // `db::args`), and these cannot carry anything but digits.
+                let list: Vec<String> = matches.into_iter().map(|r| r.to_string()).collect();
                 return Ok(Search::FewRows(if list.is_empty() {
                     " AND FALSE".to_string()
                 } else {
