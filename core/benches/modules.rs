@@ -37,10 +37,11 @@
 //!    (`cache/modules/*.cwasm` present), and a cold start again after the
 //!    cache was emptied. Target: warm start < 500 ms.
 //!
-//! The database is SQLite in a fresh temporary folder. The header says
-//! whether error values capture backtraces (`RUST_BACKTRACE` /
-//! `RUST_LIB_BACKTRACE`): wasmtime 48 makes one per dropped store, so with
-//! capture on every module call pays for a stack walk.
+//! The database is SQLite in a fresh temporary folder. Like the `kontor`
+//! binary, the benchmark turns off backtraces of error values unless
+//! `RUST_LIB_BACKTRACE` is set (`kontor::quiet_error_backtraces`); the
+//! header says whether they are captured: wasmtime 48 makes one per dropped
+//! store, so with capture on every module call pays for a stack walk.
 //!
 //! Run (release build):
 //!
@@ -113,6 +114,8 @@ fn env_usize(name: &str, default: usize) -> Result<usize> {
 }
 
 fn main() -> Result<()> {
+    // As the `kontor` binary does: measure the server as it runs.
+    kontor::quiet_error_backtraces();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

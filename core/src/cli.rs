@@ -1,5 +1,6 @@
 //! The `kontor` command line.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -300,10 +301,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Demo => {
             let db = open_db(&config).await?;
             let login = crate::demo::seed(&db, &config, clock.as_ref()).await?;
-            println!();
-            println!("  Kontor demo is running: http://{}/", config.listen);
-            println!("  Log in as {}  password: {}", login.email, login.password);
-            println!();
+            // Written, not println!: a closed stdout (`kontor demo | head`)
+            // must not take the server down with a panic.
+            let banner = format!(
+                "\n  Kontor demo is running: http://{}/\n  Log in as {}  password: {}\n",
+                config.listen, login.email, login.password
+            );
+            let _ = writeln!(std::io::stdout(), "{banner}");
             serve(db, config, clock).await
         }
         Command::Migrate => {
@@ -455,6 +459,7 @@ async fn serve(db: Db, config: Config, clock: SharedClock) -> anyhow::Result<()>
     let run_worker = config.run_worker;
     let mode = config.mode;
     let subscription_policy = crate::subscriptions::Policy::from_config(&config);
+    let database_url = config.database_url.clone();
     let state = AppState::new(db.clone(), config, clock.clone())?;
     let modules = state.modules().clone();
     crate::modules::registry::load_enabled(&db, &modules).await?;
@@ -505,6 +510,13 @@ async fn serve(db: Db, config: Config, clock: SharedClock) -> anyhow::Result<()>
             stopped(stop_rx.clone()),
         ))
     });
+    // Every process (worker or not) follows the registry's changes.
+    let registry_sync = tokio::spawn(crate::modules::sync::run(
+        db.clone(),
+        modules.clone(),
+        database_url,
+        stopped(stop_rx.clone()),
+    ));
     tracing::info!(addr = %listener.local_addr()?, version = crate::VERSION, "kontor listening");
     crate::web::serve(listener, state, async {
         let _ = tokio::signal::ctrl_c().await;
@@ -522,6 +534,7 @@ async fn serve(db: Db, config: Config, clock: SharedClock) -> anyhow::Result<()>
     if let Some(sweep) = subscription_sweep {
         let _ = sweep.await;
     }
+    let _ = registry_sync.await;
     db.close().await;
     Ok(())
 }

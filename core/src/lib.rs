@@ -43,5 +43,16 @@ pub mod web;
 
 pub use error::{Error, Result};
 
+/// Stop error values from capturing backtraces unless `RUST_LIB_BACKTRACE`
+/// asks for them. wasmtime creates an error value on every store drop (once
+/// per module call); with `RUST_BACKTRACE` set, each one walks the stack
+/// (~5 µs). Panics still follow `RUST_BACKTRACE`. Call it first thing in
+/// `main`, before any thread starts (it sets an environment variable).
+pub fn quiet_error_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
+}
+
 /// The version of this build, reported by `/health`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

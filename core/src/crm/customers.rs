@@ -816,8 +816,21 @@ pub async fn list(db: &Db, who: &Principal, query: &ListQuery) -> Result<Custome
         ));
     }
     let mut args = Args::new();
+    let search = match query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        Some(q) => {
+            check_len("q", Some(q), 200)?;
+            Some(search_filter(db, &q.to_lowercase(), &mut args).await?)
+        }
+        None => None,
+    };
+    // A search with few matches is driven from the matches themselves, not
+    // by walking the name index (see `search_filter`).
+    let from = match &search {
+        Some(Search::FewRows(_)) => "customers NOT INDEXED",
+        _ => "customers",
+    };
     let mut sql = format!(
-        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE tenant_id = {}",
+        "SELECT {CUSTOMER_COLUMNS} FROM {from} WHERE tenant_id = {}",
         args.text(who.tenant_id.as_str())
     );
     sql.push_str(&scope_sql(&who.customer_scope(), &mut args));
@@ -827,9 +840,8 @@ pub async fn list(db: &Db, who: &Principal, query: &ListQuery) -> Result<Custome
         }
         sql.push_str(&format!(" AND status = {}", args.text(status)));
     }
-    if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        check_len("q", Some(q), 200)?;
-        sql.push_str(&search_sql(db.backend(), &q.to_lowercase(), &mut args));
+    if let Some(Search::FewRows(cond) | Search::Condition(cond)) = &search {
+        sql.push_str(cond);
     }
     if let Some(cursor) = &query.cursor {
         let (key, id) = decode_cursor(cursor)?;
@@ -859,23 +871,69 @@ pub async fn list(db: &Db, who: &Principal, query: &ListQuery) -> Result<Custome
     })
 }
 
+/// Matches up to which a SQLite search reads its matches by rowid and
+/// sorts them, instead of walking the name index until a page is full.
+const FEW_MATCHES: i64 = 2_000;
+
+/// How a search narrows the customer list: a condition to append, and
+/// whether the matches are few enough to drive the query.
+enum Search {
+    /// A condition; the query walks the name index as usual.
+    Condition(String),
+    /// A condition naming at most [`FEW_MATCHES`] rows by rowid; the query
+    /// should read those rows and sort them.
+    FewRows(String),
+}
+
 /// The search condition. Substring match on both engines: SQLite through
 /// its trigram FTS5 index, PostgreSQL through a trigram GIN index; queries
 /// under three characters (too short for trigrams) scan with `LIKE`.
-fn search_sql(backend: Backend, q: &str, args: &mut Args) -> String {
+///
+/// On SQLite, the planner has two ways to answer "matches, by name, first
+/// 50": walk the name index and keep the rows that match (fast when many
+/// rows match, a walk over the whole tenant when few do, e.g. one exact
+/// e-mail), or read every match and sort (the reverse). It cannot know
+/// which one a term needs, so the FTS index is asked first for at most
+/// [`FEW_MATCHES`] + 1 matches: when there are no more than that, they are
+/// read by rowid and sorted.
+async fn search_filter(db: &Db, q: &str, args: &mut Args) -> Result<Search> {
     let like = format!("%{}%", crate::db::like_escape(q));
     if q.chars().count() < 3 {
-        return format!(" AND search_text LIKE {} ESCAPE '\\'", args.text(like));
+        return Ok(Search::Condition(format!(
+            " AND search_text LIKE {} ESCAPE '\\'",
+            args.text(like)
+        )));
     }
-    match backend {
+    match db.backend() {
         Backend::Sqlite => {
             let phrase = format!("\"{}\"", q.replace('"', "\"\""));
-            format!(
+            let matches: Vec<i64> = sqlx::query_scalar(
+                "SELECT rowid FROM customers_fts WHERE customers_fts MATCH $1 LIMIT $2",
+            )
+            .bind(&phrase)
+            .bind(FEW_MATCHES + 1)
+            .fetch_all(db.pool())
+            .await?;
+            if matches.len() as i64 <= FEW_MATCHES {
+                // Integers read from the index, written as literals: SQLite
+                // prepares thousands of `$n` parameters slowly (see
+                // `db::args`), and these cannot carry anything but digits.
+                let list: Vec<String> = matches.into_iter().map(|r| r.to_string()).collect();
+                return Ok(Search::FewRows(if list.is_empty() {
+                    " AND FALSE".to_string()
+                } else {
+                    format!(" AND rowid IN ({})", list.join(", "))
+                }));
+            }
+            Ok(Search::Condition(format!(
                 " AND rowid IN (SELECT rowid FROM customers_fts WHERE customers_fts MATCH {})",
                 args.text(phrase)
-            )
+            )))
         }
-        Backend::Postgres => format!(" AND search_text LIKE {} ESCAPE '\\'", args.text(like)),
+        Backend::Postgres => Ok(Search::Condition(format!(
+            " AND search_text LIKE {} ESCAPE '\\'",
+            args.text(like)
+        ))),
     }
 }
 

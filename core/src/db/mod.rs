@@ -58,10 +58,16 @@ impl Db {
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             // WAL lets readers run beside the one writer; the busy
-                            // timeout makes writers queue instead of failing.
+                            // timeout makes writers queue instead of failing. A
+                            // 32 MiB page cache per connection (SQLite's default
+                            // is 2 MiB) and reads through mmap keep the indexes of
+                            // a large customer table in memory; both only take
+                            // memory as the database grows.
                             conn.execute(
                                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; \
+                                 PRAGMA mmap_size = 268435456;",
                             )
                             .await?;
                             Ok(())
@@ -117,9 +123,21 @@ impl Db {
         self.backend
     }
 
-    /// Start a transaction.
+    /// Start a transaction that will write. SQLite gets `BEGIN IMMEDIATE`,
+    /// which takes the write lock up front so concurrent writers queue on the
+    /// busy timeout: a deferred transaction that reads first (load, check,
+    /// update) fails with `SQLITE_BUSY` when it later tries to write after
+    /// another writer committed in between, and no timeout helps it.
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(self.pool.begin().await?)
+        Ok(self.begin_sqlx().await?)
+    }
+
+    /// [`Db::begin`] with sqlx's error type, for code that maps it itself.
+    pub async fn begin_sqlx(&self) -> std::result::Result<Tx, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     /// ` FOR UPDATE` on PostgreSQL; nothing on SQLite, where a write

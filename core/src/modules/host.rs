@@ -49,6 +49,11 @@ pub struct Health {
 }
 
 impl Loaded {
+    /// SHA-256 (hex) of the component bytes, as the registry stores it.
+    pub fn digest(&self) -> &str {
+        &self.compiled.digest
+    }
+
     /// Call counts.
     pub fn health(&self) -> Health {
         Health {

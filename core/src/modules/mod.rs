@@ -36,5 +36,7 @@ pub mod secret_key;
 pub mod secrets;
 /// Module settings: typed per the manifest, set by administrators.
 pub mod settings;
+/// Every process serving the modules the registry has enabled (NOTIFY + poll).
+pub mod sync;
 /// Publisher keys whose package signatures this server accepts.
 pub mod trust;

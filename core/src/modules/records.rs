@@ -385,18 +385,6 @@ fn version_matches(expected: Option<u64>, current: i64) -> bool {
     expected.is_none_or(|e| i64::try_from(e).ok() == Some(current))
 }
 
-/// A transaction that will write. SQLite gets `BEGIN IMMEDIATE`, which
-/// takes the write lock up front so concurrent writers queue on the busy
-/// timeout: a deferred transaction that reads first fails with
-/// `SQLITE_BUSY` when it later tries to write after another writer got in
-/// between, and no timeout helps it.
-async fn begin_write(db: &Db) -> Result<Tx, sqlx::Error> {
-    match db.backend() {
-        Backend::Sqlite => db.pool().begin_with("BEGIN IMMEDIATE").await,
-        Backend::Postgres => db.pool().begin().await,
-    }
-}
-
 /// The version and creation time of a record, locked for the transaction.
 async fn locked_version(
     tx: &mut Tx,
@@ -632,7 +620,7 @@ pub async fn put(
 ) -> Result<Record, RecordError> {
     let p = prepare_put(scope, collection, id, data_json)?;
     let r = async {
-        let mut tx = begin_write(db).await?;
+        let mut tx = db.begin_sqlx().await?;
         let (record, created) = put_tx(&mut tx, db, scope, &p, expected_version, now_ms).await?;
         adjust_usage(&mut tx, scope, i64::from(created)).await?;
         tx.commit().await?;
@@ -654,7 +642,7 @@ pub async fn delete(
     collection(scope, collection_name)?;
     check_name("a record id", id, MAX_ID_CHARS)?;
     let r = async {
-        let mut tx = begin_write(db).await?;
+        let mut tx = db.begin_sqlx().await?;
         let existed = delete_tx(&mut tx, db, scope, collection_name, id, expected_version).await?;
         adjust_usage(&mut tx, scope, -i64::from(existed)).await?;
         tx.commit().await?;
@@ -731,7 +719,7 @@ async fn run_batch(
     ops: &[Prepared<'_>],
     now_ms: i64,
 ) -> Result<Vec<Option<Record>>, Fail> {
-    let mut tx = begin_write(db).await?;
+    let mut tx = db.begin_sqlx().await?;
     let mut out = Vec::with_capacity(ops.len());
     let mut delta = 0i64;
     for op in ops {

@@ -176,17 +176,28 @@ pub async fn load_enabled(db: &Db, host: &ModuleHost) -> Result<()> {
         if row.state != "enabled" {
             continue;
         }
-        let result = async {
-            let manifest = parse(&row)?;
-            let bytes = component(db, &row.id, &row.version, &row.source).await?;
-            host.load(manifest, &bytes)
-        }
-        .await;
-        if let Err(e) = result {
+        if let Err(e) = load_row(db, host, &row).await {
             tracing::error!(module = %row.id, error = %e, "module not loaded");
         }
     }
     Ok(())
+}
+
+async fn load_row(db: &Db, host: &ModuleHost, row: &Row) -> Result<()> {
+    let manifest = parse(row)?;
+    let bytes = component(db, &row.id, &row.version, &row.source).await?;
+    host.load(manifest, &bytes).map(|_| ())
+}
+
+/// Load (or reload) one installed module into `host` as the registry has
+/// it, e.g. after another process installed or upgraded it.
+pub async fn load_one(db: &Db, host: &ModuleHost, id: &str) -> Result<()> {
+    let row = rows(db)
+        .await?
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| Error::not_found("module"))?;
+    load_row(db, host, &row).await
 }
 
 /// A module version to install.
@@ -326,6 +337,7 @@ pub async fn install_accepting(
     .await;
     result?;
     host.activate(compiled);
+    super::sync::announce(db).await;
     register_permissions(db, &manifest, now).await?;
     if mode == Mode::SelfHosted {
         super::entitlements::grant_trials(db, manifest.entitlement_key(), now).await?;
@@ -398,7 +410,9 @@ pub async fn enable(db: &Db, host: &ModuleHost, id: &str, now: i64) -> Result<()
     deps::check_enable(&g, &installed.manifest)?;
     let bytes = component_of_loaded(db, &installed.manifest).await?;
     host.load(installed.manifest.clone(), &bytes)?;
-    set_state(db, id, "enabled", now).await
+    set_state(db, id, "enabled", now).await?;
+    super::sync::announce(db).await;
+    Ok(())
 }
 
 /// Disable a module; refused while an enabled module needs it. Its data stays.
@@ -408,6 +422,7 @@ pub async fn disable(db: &Db, host: &ModuleHost, id: &str, now: i64) -> Result<(
     deps::check_disable(&g, id)?;
     set_state(db, id, "disabled", now).await?;
     host.unload(id);
+    super::sync::announce(db).await;
     Ok(())
 }
 
@@ -451,6 +466,7 @@ pub async fn uninstall(db: &Db, host: &ModuleHost, id: &str, purge: bool, now: i
     .await?;
     tx.commit().await?;
     host.unload(id);
+    super::sync::announce(db).await;
     if purge {
         super::records::purge(db, None, id).await?;
         super::secrets::purge(db, id).await?;

@@ -217,6 +217,75 @@ both!(search_matches_name_email_phone_and_city_substrings, |app| {
     }
 });
 
+/// Every customer matching `q` for `who`, walking the keyset pages of
+/// `limit`; the names in the order they came.
+async fn search_all(app: &TestApp, who: &Session, q: &str, limit: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/api/v1/customers?q={}&limit={limit}", urlencode(q));
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let (status, page) = app.call(Method::GET, &path, Some(who), None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["display_name"].as_str().unwrap().to_string()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return seen,
+        }
+    }
+}
+
+// SQLite answers a search with few matches (up to 2,000) from the matches
+// and one with many by walking the name index: both must page the same way.
+both!(
+    search_pages_in_name_order_with_few_and_with_many_matches,
+    |app| {
+        let mut csv = String::from("company,email\n");
+        let mut many: Vec<String> = (0..2_050)
+            .map(|i| format!("Alpha Muster {:04}", (i * 7919) % 2_050))
+            .collect();
+        for (i, name) in many.iter().enumerate() {
+            csv.push_str(&format!("{name},m{i}@muster.example\n"));
+        }
+        let (status, report) = import(&app, &app.owner, &csv).await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        assert_eq!(report["imported"], 2_050, "{report}");
+        let b = app.new_tenant("Tenant B").await;
+        let mut csv = String::from("company\n");
+        for i in (0..12).rev() {
+            csv.push_str(&format!("Beta Zentrum {i:02}\n"));
+        }
+        let (status, report) = import(&app, &b, &csv).await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+
+        many.sort();
+        assert_eq!(search_all(&app, &app.owner, "muster", 200).await, many);
+        let few: Vec<String> = many.iter().filter(|n| n.contains(" 00")).cloned().collect();
+        assert_eq!(few.len(), 100);
+        assert_eq!(
+            search_all(&app, &app.owner, "alpha muster 00", 30).await,
+            few
+        );
+        assert_eq!(
+            search_all(&app, &app.owner, "MUSTER 1234", 50).await,
+            vec!["Alpha Muster 1234"]
+        );
+        // Matches of another tenant only: none, on either path.
+        assert!(search_all(&app, &app.owner, "zentrum", 50).await.is_empty());
+        assert!(search_all(&app, &b, "muster", 50).await.is_empty());
+        let zentrum: Vec<String> = (0..12).map(|i| format!("Beta Zentrum {i:02}")).collect();
+        assert_eq!(search_all(&app, &b, "zentrum", 5).await, zentrum);
+    }
+);
+
 fn urlencode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
@@ -654,4 +723,40 @@ both!(settings_are_typed_with_defaults, |app| {
         )
         .await;
     assert_error(status, &body, 422, "validation_failed");
+});
+
+// Writers that read first (load, check, update) queue instead of failing
+// when another writer commits in between (SQLite: BEGIN IMMEDIATE).
+both!(concurrent_updates_of_one_customer_all_succeed, |app| {
+    let id = app
+        .customer(&app.owner, json!({"company": "Busy AG"}))
+        .await;
+    let calls = (0..12).map(|i| {
+        let app = &app;
+        let id = &id;
+        async move {
+            app.call(
+                Method::PATCH,
+                &format!("/api/v1/customers/{id}"),
+                Some(&app.owner),
+                Some(json!({ "city": format!("Ort {i}") })),
+            )
+            .await
+        }
+    });
+    for (status, body) in futures::future::join_all(calls).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, timeline) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/customers/{id}/timeline"),
+            Some(&app.owner),
+            None,
+        )
+        .await;
+    let updates = timeline.as_array().map_or(0, |a| {
+        a.iter().filter(|e| e["kind"] == "customer.updated").count()
+    });
+    assert_eq!(updates, 12, "{timeline}");
 });

@@ -848,3 +848,66 @@ both!(the_http_request_hook_refuses_and_fails_closed, |app| {
         "unauthenticated requests are not filtered"
     );
 });
+
+// Scale-out: a second process on the same database follows what the first
+// one installs and disables — on PostgreSQL at once through LISTEN/NOTIFY,
+// and on both engines through `sync::reconcile` (what the poll runs).
+both!(a_second_process_follows_module_registry_changes, |app| {
+    use kontor::modules::sync;
+    let other = kontor::web::AppState::new(
+        app.state.db().clone(),
+        app.state.config().clone(),
+        app.clock.clone(),
+    )
+    .unwrap();
+    let db = app.state.db();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let follower = tokio::spawn(sync::run(
+        db.clone(),
+        other.modules().clone(),
+        app.state.config().database_url.clone(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    // Wait until `cond` holds for the other process (the notification
+    // path), for at most 5 s; SQLite has no notifications: reconcile,
+    // as its poll would.
+    let until = |cond: fn(&kontor::web::AppState) -> bool| {
+        let other = other.clone();
+        async move {
+            if db.backend() == kontor::db::Backend::Sqlite {
+                sync::reconcile(db, other.modules()).await.unwrap();
+            }
+            for _ in 0..500 {
+                if cond(&other) {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            false
+        }
+    };
+    // The listener needs a moment to subscribe before the first change.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    install_hello(&app).await;
+    assert!(
+        until(|s| s.modules().get("hello").is_some()).await,
+        "the other process loads what this one installed"
+    );
+    registry::disable(db, app.state.modules(), "hello", app.state.now_ms())
+        .await
+        .unwrap();
+    assert!(
+        until(|s| s.modules().get("hello").is_none()).await,
+        "and unloads what this one disabled"
+    );
+    assert_eq!(
+        sync::reconcile(db, other.modules()).await.unwrap(),
+        0,
+        "nothing left to change"
+    );
+    let _ = stop_tx.send(());
+    follower.await.unwrap();
+});
