@@ -1,18 +1,23 @@
-//! `kontor-module`: the module developer's tool. Make a publisher key, pack
-//! a built module into a `.kmod`, sign it, and look inside one — with the
-//! same code the server uses to open packages (`kontor::modules::package`).
+//! `kontor-module`: the module developer's tool. Scaffold a module, build
+//! and check it against the contract, make a publisher key, pack a built
+//! module into a `.kmod`, sign it, and look inside one — with the same code
+//! the server uses to read manifests and open packages (`kontor::modules`).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod build;
+mod component;
 mod include;
 mod inspect;
 mod keygen;
+mod new;
 mod pack;
 mod sign;
+mod wit;
 
-/// Package, sign and inspect Kontor modules.
+/// Scaffold, build, package, sign and inspect Kontor modules.
 #[derive(Debug, Parser)]
 #[command(name = "kontor-module", version, about)]
 struct Cli {
@@ -22,6 +27,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Scaffold a module crate: manifest, a route, a page, build settings.
+    New(new::Args),
+    /// Build a module for wasm32-wasip2 and check it against the contract.
+    Build(build::Args),
     /// Make a publisher signing key: `<key_id>.key` (secret) and `<key_id>.pub`.
     Keygen(keygen::Args),
     /// Pack a manifest, a built component and extra files into a `.kmod`.
@@ -35,6 +44,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::New(args) => new::run(args),
+        Command::Build(args) => build::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Pack(args) => pack::run(args),
         Command::Sign(args) => sign::run(args),

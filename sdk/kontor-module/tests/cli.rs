@@ -1,10 +1,12 @@
-//! The real `kontor-module` binary on the real `hello` component.
+//! The real `kontor-module` binary on the real `hello` component, and on
+//! modules it scaffolds itself.
 //!
 //! One test binary on purpose (every file under `tests/` links its own).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use kontor::modules::manifest::Manifest;
 use kontor::modules::package::{self, OpenOptions, Signer};
 use kontor::modules::trust::{self, KeyOrigin, TrustStore};
 
@@ -420,4 +422,201 @@ fn sign_refuses_a_file_that_is_not_a_package_and_leaves_it_alone() {
     let err = refused(run(&[&"sign", &"--key", &dev_key(), &file]));
     assert!(err.contains("not a Kontor module package"), "{err}");
     assert_eq!(std::fs::read(&file).unwrap(), b"not a package at all");
+}
+
+/// `new <name> --dir <dir>` plus `extra` arguments.
+fn new_module(name: &str, dir: &Path, extra: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"new", &name, &"--dir", &dir];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+#[test]
+fn new_scaffolds_a_module_the_host_manifest_parser_accepts() {
+    let dir = scratch("new").join("demo");
+    let out = ok(new_module("demo", &dir, &[]));
+    assert!(out.contains("kontor-module build"), "{out}");
+
+    let manifest = Manifest::parse(
+        "module.toml",
+        &std::fs::read_to_string(dir.join("module.toml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest.id, "demo");
+    assert_eq!(manifest.version.to_string(), "0.1.0");
+    assert_eq!(manifest.api.to_string(), "^0.1");
+    assert!(manifest.api.matches(&semver::Version::new(0, 1, 0)));
+    let routes: Vec<_> = manifest
+        .routes
+        .iter()
+        .map(|r| (r.method.as_str(), r.path.as_str()))
+        .collect();
+    assert_eq!(routes, [("GET", "/hello")]);
+    assert_eq!(manifest.pages.len(), 1);
+    assert_eq!(manifest.permissions[0].name, "demo.view");
+
+    let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("(\"GET\", \"/hello\")"), "{lib}");
+    assert!(lib.contains("kontor_sdk::export_module!(Module);"), "{lib}");
+    assert!(
+        !lib.contains("bindings"),
+        "the scaffold uses only the public SDK API"
+    );
+    assert!(!lib.contains("{{"), "every placeholder is filled: {lib}");
+    // Without --sdk-path: a registry dependency, and the README says how to
+    // point it at a checkout instead.
+    let cargo = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(cargo.contains("kontor-sdk = \"0.1\""), "{cargo}");
+    assert!(cargo.contains("crate-type = [\"cdylib\"]"), "{cargo}");
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(readme.contains("--sdk-path"), "{readme}");
+    assert!(
+        readme.contains("rustup target add wasm32-wasip2"),
+        "{readme}"
+    );
+    let config = std::fs::read_to_string(dir.join(".cargo/config.toml")).unwrap();
+    assert!(config.contains("-zstack-size=65536"), "{config}");
+    assert!(dir.join(".gitignore").is_file());
+}
+
+#[test]
+fn new_refuses_a_non_empty_folder_and_invalid_names_and_writes_nothing() {
+    let root = scratch("new-refused");
+    let taken = root.join("taken");
+    std::fs::create_dir_all(&taken).unwrap();
+    std::fs::write(taken.join("notes.txt"), "mine").unwrap();
+    let e = refused(new_module("demo", &taken, &[]));
+    assert!(e.contains("already exists and is not empty"), "{e}");
+    assert_eq!(std::fs::read_dir(&taken).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(taken.join("notes.txt")).unwrap(),
+        "mine"
+    );
+
+    // An empty folder is fine.
+    let empty = root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    ok(new_module("demo", &empty, &[]));
+
+    for (name, why) in [
+        ("Demo", "does not start with a lower-case letter"),
+        ("d", "1 characters long"),
+        ("my_module", "contains `_`"),
+        ("demo-", "ends with `-`"),
+        ("customers", "the core serves `/api/v1/customers` itself"),
+    ] {
+        let dir = root.join(format!("bad-{name}"));
+        let e = refused(new_module(name, &dir, &[]));
+        assert!(e.contains("is not a valid module id"), "{name}: {e}");
+        assert!(e.contains(why), "{name}: {e}");
+        assert!(!dir.exists(), "{name}: nothing is written");
+    }
+}
+
+/// `build` in `dir` the way a developer's shell runs it: without the
+/// environment `cargo test` gives this process, with the guests' shared
+/// target dir.
+fn build_module(dir: &Path) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["build", "--release", "--dir"]).arg(dir);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        let keep = key == "CARGO"
+            || key == "CARGO_HOME"
+            || key == "CARGO_NET_OFFLINE"
+            || key == "CARGO_REGISTRIES_CRATES_IO_PROTOCOL";
+        if (key.starts_with("CARGO_") && !keep) || key.starts_with("RUSTC") || key == "RUSTFLAGS" {
+            cmd.env_remove(&key);
+        }
+    }
+    // The target dir core/runtime's build script builds modules/ in: the
+    // scaffold's dependencies are already compiled there, with the same
+    // profile and stack flag.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("kontor-modules");
+    cmd.env("CARGO_TARGET_DIR", target);
+    cmd.output().unwrap()
+}
+
+#[test]
+fn new_then_build_makes_a_component_that_passes_the_contract_check_and_packs() {
+    let root = scratch("new-build");
+    let dir = root.join("demo");
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kontor-sdk");
+    ok(new_module("demo", &dir, &[&"--sdk-path", &sdk]));
+    // The first-party guests' lock file: the same dependency versions as
+    // modules/, so nothing is resolved against a registry and the compiled
+    // dependencies are reused.
+    let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../modules");
+    std::fs::copy(modules.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+
+    let out = ok(build_module(&dir));
+    assert!(out.contains("built module demo 0.1.0"), "{out}");
+    assert!(out.contains("a component for kontor:module 0.1.0"), "{out}");
+    assert!(out.contains("next: kontor-module pack"), "{out}");
+    let wasm = out
+        .split_whitespace()
+        .find(|w| w.ends_with("demo.wasm"))
+        .map(PathBuf::from)
+        .unwrap();
+    assert!(package::is_component(&std::fs::read(&wasm).unwrap()));
+
+    // What `build` printed next works.
+    let kmod = root.join("demo.kmod");
+    ok(run(&[
+        &"pack",
+        &"--manifest",
+        &dir.join("module.toml"),
+        &"--wasm",
+        &wasm,
+        &"--out",
+        &kmod,
+    ]));
+    let shown = ok(run(&[&"inspect", &"--dev", &kmod]));
+    assert!(
+        shown.contains("GET /api/v1/demo/hello [demo.view]"),
+        "{shown}"
+    );
+    assert!(shown.contains("verdict:      installable"), "{shown}");
+
+    // Forgetting the export compiles and links, and `build` names it.
+    let lib = dir.join("src/lib.rs");
+    let code = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(
+        &lib,
+        code.replace("kontor_sdk::export_module!(Module);", ""),
+    )
+    .unwrap();
+    let e = refused(build_module(&dir));
+    assert!(
+        e.contains("module demo: the component does not export `handle-http`"),
+        "{e}"
+    );
+    assert!(e.contains("kontor_sdk::export_module!"), "{e}");
+}
+
+#[test]
+fn build_refuses_a_manifest_whose_api_the_contract_does_not_meet_before_compiling() {
+    let root = scratch("build-api");
+    let dir = root.join("demo");
+    ok(new_module("demo", &dir, &[]));
+    let manifest = dir.join("module.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("api = \"^0.1\"", "api = \"^0.2\"")).unwrap();
+
+    let e = refused(build_module(&dir));
+    assert!(e.contains("module demo:"), "{e}");
+    assert!(
+        e.contains("`api = \"^0.2\"` does not accept kontor:module 0.1.0"),
+        "{e}"
+    );
+    assert!(e.contains("set `api = \"^0.1\"`"), "{e}");
+    // Refused before cargo ran: nothing was compiled.
+    assert!(!e.contains("Compiling"), "{e}");
+
+    // Not a module folder: say how to get one.
+    let e = refused(build_module(&root));
+    assert!(e.contains("kontor-module new"), "{e}");
 }
