@@ -1175,3 +1175,46 @@ both!(
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
     }
 );
+
+both!(
+    the_modules_page_shows_each_module_s_access_and_links_its_settings,
+    |app| {
+        crate::modules::install_hello(&app).await;
+        let admin = Browser::login(&app, &app.owner.email).await;
+        let (status, page) = admin.get("/modules").await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(
+            page.contains(r#"<a href="/modules" class="active""#),
+            "in the navigation: {page}"
+        );
+        let row = page
+            .split(r#"<tr id="module-hello">"#)
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap_or_else(|| panic!("no row for hello: {page}"));
+        assert!(row.contains("Hello") && row.contains("0.1.0"), "{row}");
+        assert!(row.contains(r#"href="/modules/hello/settings""#), "{row}");
+        assert!(row.contains("Nutzbar"), "{row}");
+
+        // Another tenant without the module sees why it cannot use it.
+        let b = app.new_tenant("Tenant B").await;
+        let other = Browser::login(&app, &b.email).await;
+        let (status, page_b) = other.get("/modules").await;
+        assert_eq!(status, StatusCode::OK, "{page_b}");
+        let row_b = page_b
+            .split(r#"<tr id="module-hello">"#)
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap();
+        assert!(row_b.contains("Nicht berechtigt"), "{row_b}");
+
+        // Staff may not manage modules: no link, no page.
+        let staff = app.user(&app.owner, "staff", None).await;
+        let staff = Browser::login(&app, &staff.email).await;
+        let (status, dash) = staff.get("/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!dash.contains(r#"<a href="/modules">"#), "{dash}");
+        let (status, _) = staff.get("/modules").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+);

@@ -82,6 +82,21 @@ async fn list_modules(
     who: Principal,
 ) -> Result<ApiJson<Vec<ModuleListing>>> {
     who.require("modules.manage")?;
+    Ok(ApiJson(
+        listings(&state, &who)
+            .await?
+            .into_iter()
+            .map(|(listing, _)| listing)
+            .collect(),
+    ))
+}
+
+/// The installed modules with the caller's tenant's access to each, and
+/// their manifests (the admin's API listing and modules page).
+pub(crate) async fn listings(
+    state: &AppState,
+    who: &Principal,
+) -> Result<Vec<(ModuleListing, crate::modules::manifest::Manifest)>> {
     let now = state.now_ms();
     let mut out = Vec::new();
     for module in registry::list(state.db(), state.modules()).await? {
@@ -94,9 +109,9 @@ async fn list_modules(
             now,
         )
         .await?;
-        out.push(ModuleListing { module, access });
+        out.push((ModuleListing { module, access }, manifest));
     }
-    Ok(ApiJson(out))
+    Ok(out)
 }
 
 /// Options of an install.

@@ -42,6 +42,7 @@ pub fn core_entries() -> Vec<NavEntry> {
         NavEntry::new("nav.dashboard", "/", None),
         NavEntry::new("nav.customers", "/customers", Some("customers.read")),
         NavEntry::new("nav.users", "/users", Some("users.read")),
+        NavEntry::new("nav.modules", "/modules", Some("modules.manage")),
     ]
 }
 
