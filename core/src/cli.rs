@@ -161,10 +161,25 @@ pub struct LicenseIssueArgs {
 pub enum ModuleCommand {
     /// List installed modules.
     List,
-    /// Install or upgrade a module from a signed `.kmod` package.
+    /// Install or upgrade a module from a signed `.kmod` package. The
+    /// capabilities it requests (secrets, crm...) stay refused to it until
+    /// accepted here or with `kontor module accept`.
     Install {
         /// The package file.
         package: PathBuf,
+        /// Capabilities of the package to accept, comma-separated
+        /// (`secrets,crm`).
+        #[arg(long, value_delimiter = ',')]
+        accept: Vec<String>,
+    },
+    /// Set the capabilities of an installed module an administrator
+    /// accepts (replacing the earlier answer); the module can use only these.
+    Accept {
+        /// Module id.
+        id: String,
+        /// Capabilities to accept, comma-separated; none to withdraw all.
+        #[arg(value_delimiter = ',')]
+        capabilities: Vec<String>,
     },
     /// Enable an installed module.
     Enable {
@@ -563,11 +578,38 @@ async fn module_command(
                 );
             }
         }
-        ModuleCommand::Install { package } => {
+        ModuleCommand::Install { package, accept } => {
             let bytes = std::fs::read(&package)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", package.display()))?;
-            let info = registry::install_package(db, &host, config, &bytes, now).await?;
+            let accept = crate::modules::capabilities::parse_list("accept", &accept)?;
+            let info = registry::install_package_accepting(db, &host, config, &bytes, &accept, now)
+                .await?;
             println!("installed {} {} (enabled)", info.id, info.version);
+            let refused: Vec<&String> = info
+                .capabilities
+                .iter()
+                .filter(|c| !info.accepted_capabilities.contains(c))
+                .collect();
+            if !refused.is_empty() {
+                println!(
+                    "requested but not accepted (refused to the module): {}; accept with `kontor module accept {} <list>`",
+                    refused.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
+                    info.id
+                );
+            }
+        }
+        ModuleCommand::Accept { id, capabilities } => {
+            let accepted = crate::modules::capabilities::parse_list("capabilities", &capabilities)?;
+            registry::accept_capabilities(db, &id, &accepted, now).await?;
+            let names: Vec<&str> = accepted.iter().map(|c| c.as_str()).collect();
+            println!(
+                "{id} may use: {}",
+                if names.is_empty() {
+                    "no capabilities".to_string()
+                } else {
+                    names.join(", ")
+                }
+            );
         }
         ModuleCommand::Enable { id } => {
             registry::enable(db, &host, &id, now).await?;

@@ -339,3 +339,68 @@ async fn an_event_committed_before_a_crash_is_delivered_once_after_restart() {
     third.wait().unwrap();
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// An operator installs a signed package on the command line, accepting
+/// some of the capabilities it requests, and accepts the rest later.
+#[test]
+fn module_install_accepts_capabilities_and_says_which_stay_refused() {
+    use kontor::modules::{package, trust};
+    let dir = temp_dir();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("KONTOR_DATA_DIR", &dir)
+            .env_remove("KONTOR_DATABASE_URL")
+            .env_remove("KONTOR_DEV")
+            .output()
+            .unwrap()
+    };
+    let text = |out: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    // A publisher key the install trusts, and the caps test guest (which
+    // requests `secrets` and `crm`) signed with it.
+    let key = trust::generate_signing_key();
+    let public = trust::PublisherKey::new("kontor-tests", &key.verifying_key()).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("publisher.pub");
+    std::fs::write(&key_file, public.to_text()).unwrap();
+    let manifest = kontor_runtime::test_guest_manifest("caps").unwrap();
+    let wasm = kontor_runtime::test_guest("caps").unwrap();
+    let unsigned = package::pack::<&str, &[u8]>(&manifest, &wasm, &[]).unwrap();
+    let kmod = dir.join("caps.kmod");
+    std::fs::write(&kmod, package::sign(&unsigned, &key).unwrap()).unwrap();
+
+    let out = run(&["migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&["module", "trust", key_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&[
+        "module",
+        "install",
+        kmod.to_str().unwrap(),
+        "--accept",
+        "secrets",
+    ]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("installed caps 0.1.0"), "{said}");
+    assert!(
+        said.contains("requested but not accepted (refused to the module): crm"),
+        "{said}"
+    );
+
+    let out = run(&["module", "accept", "caps", "secrets,crm"]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("caps may use: secrets, crm"), "{said}");
+    // Only what the package requests can be accepted.
+    let out = run(&["module", "accept", "caps", "secrets,http"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("http"), "{}", text(&out));
+    std::fs::remove_dir_all(dir).ok();
+}
