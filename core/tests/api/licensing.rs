@@ -630,6 +630,38 @@ both!(
             "{page}"
         );
 
+        // The same, uploaded as a file: CSRF checked, refusals explained.
+        let upload = license(&app, |p| p.expires_at = Some(p.issued_at + 86_400_000));
+        let res = admin
+            .post_file("/license/upload", &[], "file", upload.clone().into_bytes())
+            .await;
+        assert_eq!(
+            res.status(),
+            StatusCode::FORBIDDEN,
+            "no CSRF token, no install"
+        );
+        let res = admin
+            .post_file(
+                "/license/upload",
+                &[("_csrf", csrf.as_str())],
+                "file",
+                b"\x00\x01 not a license".to_vec(),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(res.text().await.unwrap().contains("license_bad_armor"));
+        let res = admin
+            .post_file(
+                "/license/upload",
+                &[("_csrf", csrf.as_str())],
+                "file",
+                upload.into_bytes(),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let (_, page) = admin.get("/license?installed=1").await;
+        assert!(page.contains("Die Lizenz wurde installiert."), "{page}");
+
         // Expired into the grace: admins see the banner everywhere, others not.
         app.clock.advance(Duration::days(2));
         let admin = Browser::login(&app, &admin_email).await;

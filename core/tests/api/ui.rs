@@ -89,6 +89,29 @@ impl Browser {
             .unwrap()
     }
 
+    /// Submit a multipart form (`fields`, then `file` as the file field
+    /// `name`), as a browser uploads a file.
+    pub(crate) async fn post_file(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        name: &str,
+        file: Vec<u8>,
+    ) -> reqwest::Response {
+        let mut form = reqwest::multipart::Form::new();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        let part = reqwest::multipart::Part::bytes(file).file_name("license.lic");
+        form = form.part(name.to_string(), part);
+        self.http
+            .post(format!("{}{path}", self.base))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The CSRF token the forms of `path` carry.
     pub(crate) async fn csrf(&self, path: &str) -> String {
         let (status, page) = self.get(path).await;

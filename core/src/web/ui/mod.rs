@@ -189,6 +189,7 @@ pub fn router() -> Router<AppState> {
             "/license",
             get(pages::license::show).post(pages::license::install),
         )
+        .route("/license/upload", post(pages::license::upload))
         .route("/modules", get(pages::module_admin::list))
         .route(
             "/modules/{module}/settings",

@@ -3,7 +3,7 @@
 //! install a new one — and the banner the layout shows them while it needs
 //! attention. Nothing about licensing ever locks an admin out of here.
 
-use axum::extract::{Query, State};
+use axum::extract::{Multipart, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use tera::Context;
 
 use crate::auth::Principal;
 use crate::clock::rfc3339;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::license::state::{ExpiryCause, LicenseState};
 use crate::license::LicenseStatus;
 use crate::web::api::license::{self as api, LicenseInfo};
@@ -153,9 +153,65 @@ async fn install_license(
     page: &Page<'_>,
     form: LicenseForm,
 ) -> Result<Response> {
-    user.check_csrf(&form.csrf)?;
+    install_text(state, user, page, &form.csrf, form.license).await
+}
+
+/// Largest license file the upload takes (a license is a few KiB).
+const MAX_FILE_BYTES: usize = 64 * 1024;
+
+/// `POST /license/upload`: install an uploaded license file (multipart,
+/// fields `_csrf` and `file`), then back to the page.
+pub(crate) async fn upload(
+    State(state): State<AppState>,
+    user: UiUser,
+    multipart: Multipart,
+) -> Response {
+    let page = user.page(&state);
+    page.finish(upload_license(&state, &user, &page, multipart).await)
+}
+
+async fn upload_license(
+    state: &AppState,
+    user: &UiUser,
+    page: &Page<'_>,
+    mut multipart: Multipart,
+) -> Result<Response> {
+    let unreadable = |e: axum::extract::multipart::MultipartError| {
+        Error::new(Code::BadRequest, format!("the upload cannot be read: {e}"))
+    };
+    let mut csrf = String::new();
+    let mut text = String::new();
+    while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
+        match field.name() {
+            Some("_csrf") => csrf = field.text().await.map_err(unreadable)?,
+            Some("file") => {
+                let bytes = field.bytes().await.map_err(unreadable)?;
+                if bytes.len() > MAX_FILE_BYTES {
+                    return Err(Error::new(
+                        Code::PayloadTooLarge,
+                        format!("a license file is at most {MAX_FILE_BYTES} bytes"),
+                    ));
+                }
+                // Not text: the verifier explains that it is no license.
+                text = String::from_utf8_lossy(&bytes).into_owned();
+            }
+            _ => {}
+        }
+    }
+    install_text(state, user, page, &csrf, text).await
+}
+
+/// Check the form's CSRF token, install `text`, and answer as the page does.
+async fn install_text(
+    state: &AppState,
+    user: &UiUser,
+    page: &Page<'_>,
+    csrf: &str,
+    text: String,
+) -> Result<Response> {
+    user.check_csrf(csrf)?;
     api::authorize(state, &user.principal)?;
-    match api::install(state, &user.principal, form.license.as_bytes()).await {
+    match api::install(state, &user.principal, text.as_bytes()).await {
         Ok(()) => Ok(Redirect::to("/license?installed=1").into_response()),
         Err(e @ Error::Api { .. }) => {
             // The refusal's sentence says what is wrong and what to do.
@@ -166,7 +222,7 @@ async fn install_license(
                     &[("reason", &e.to_string()), ("code", e.code().as_str())],
                 ),
             };
-            render(state, user, page, &form.license, Some(error), false).await
+            render(state, user, page, &text, Some(error), false).await
         }
         Err(e) => Err(e),
     }
