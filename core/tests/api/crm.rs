@@ -217,18 +217,25 @@ both!(search_matches_name_email_phone_and_city_substrings, |app| {
     }
 });
 
-/// Every customer matching `q` for `who`, walking the keyset pages of
-/// `limit`; the names in the order they came.
-async fn search_all(app: &TestApp, who: &Session, q: &str, limit: usize) -> Vec<String> {
+/// Walk the keyset pages of `/api/v1/customers?{filter}limit={limit}` as
+/// `who`: the display names in the order they came, and the pages it took.
+async fn walk_pages(
+    app: &TestApp,
+    who: &Session,
+    filter: &str,
+    limit: usize,
+) -> (Vec<String>, usize) {
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
+    let mut pages = 0;
     loop {
-        let mut path = format!("/api/v1/customers?q={}&limit={limit}", urlencode(q));
+        let mut path = format!("/api/v1/customers?{filter}limit={limit}");
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={c}"));
         }
         let (status, page) = app.call(Method::GET, &path, Some(who), None).await;
         assert_eq!(status, StatusCode::OK, "{page}");
+        pages += 1;
         seen.extend(
             page["items"]
                 .as_array()
@@ -238,9 +245,16 @@ async fn search_all(app: &TestApp, who: &Session, q: &str, limit: usize) -> Vec<
         );
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
-            None => return seen,
+            None => return (seen, pages),
         }
     }
+}
+
+/// Every customer matching `q` for `who`, in the order the pages gave them.
+async fn search_all(app: &TestApp, who: &Session, q: &str, limit: usize) -> Vec<String> {
+    walk_pages(app, who, &format!("q={}&", urlencode(q)), limit)
+        .await
+        .0
 }
 
 // SQLite answers a search with few matches (up to 2,000) from the matches
@@ -300,29 +314,7 @@ both!(
             app.customer(&app.owner, json!({"company": n})).await;
         }
         names.sort();
-        let mut seen = Vec::new();
-        let mut cursor: Option<String> = None;
-        let mut pages = 0;
-        loop {
-            let path = match &cursor {
-                Some(c) => format!("/api/v1/customers?limit=3&cursor={c}"),
-                None => "/api/v1/customers?limit=3".to_string(),
-            };
-            let (status, page) = app.call(Method::GET, &path, Some(&app.owner), None).await;
-            assert_eq!(status, StatusCode::OK);
-            pages += 1;
-            seen.extend(
-                page["items"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|c| c["company"].as_str().unwrap().to_string()),
-            );
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_string()),
-                None => break,
-            }
-        }
+        let (seen, pages) = walk_pages(&app, &app.owner, "", 3).await;
         assert_eq!(pages, 3);
         assert_eq!(seen, names);
         let (status, body) = app

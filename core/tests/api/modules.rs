@@ -15,18 +15,9 @@ use crate::common::{assert_error, TestApp};
 /// Host capabilities (secrets, crm) and module settings, with the `caps` guest.
 pub mod capabilities;
 
-async fn tenant_of(app: &TestApp, user_id: &str) -> kontor::ids::TenantId {
-    let t: String = sqlx::query_scalar("SELECT tenant_id FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_one(app.state.db().pool())
-        .await
-        .unwrap();
-    kontor::ids::TenantId::from_trusted(t)
-}
-
 /// Entitle the tenant of `who` to `module_id`.
 pub async fn entitle(app: &TestApp, who: &crate::common::Session, module_id: &str) {
-    let tenant = tenant_of(app, &who.user_id).await;
+    let tenant = crate::records::tenant_of(app, who).await;
     entitlements::grant(
         app.state.db(),
         &tenant,
@@ -397,7 +388,7 @@ both!(
             .unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         let b = app.new_tenant("B").await;
-        let tenant_b = tenant_of(&app, &b.user_id).await;
+        let tenant_b = crate::records::tenant_of(&app, &b).await;
         entitlements::grant(
             app.state.db(),
             &tenant_b,
@@ -510,7 +501,7 @@ mod packages {
         |app| {
             let acme = Publisher::trusted(&app).await;
             let (_, wasm) = kontor_runtime::bundled::HELLO;
-            let tenant = tenant_of(&app, &app.owner.user_id).await;
+            let tenant = crate::records::tenant_of(&app, &app.owner).await;
             install(
                 &app,
                 &acme.package(&manifest("greeter", "1.0.0", "^0.1", &[]), wasm),
