@@ -40,6 +40,12 @@ impl ManualClock {
         Self(AtomicI64::new(to_ms(start)))
     }
 
+    /// Stand the clock at `now` (tests that need a given date, not a
+    /// distance from the start: "the ticket opened on Friday 17:00").
+    pub fn set(&self, now: OffsetDateTime) {
+        self.0.store(to_ms(now), Ordering::SeqCst);
+    }
+
     /// Move the clock forward (or backward, with a negative duration).
     pub fn advance(&self, by: time::Duration) {
         self.0

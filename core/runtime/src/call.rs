@@ -12,9 +12,11 @@ use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::compiled::{Bindings, CompiledModule};
 use crate::error::CallError;
+use crate::host::http_send::OutboundHooks;
 use crate::host::Capabilities;
 
 /// Deadlines per kind of call.
@@ -115,12 +117,40 @@ pub enum FilterResult {
     Reject(String),
 }
 
+/// What a module has handlers for, as its `describe` export lists them:
+/// compared with its manifest by `kontor-module build` and at install.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Handlers {
+    /// `(method, path)` of every route, paths as the manifest spells them.
+    pub routes: Vec<(String, String)>,
+    /// Page paths.
+    pub pages: Vec<String>,
+    /// Event names.
+    pub events: Vec<String>,
+    /// Filter hooks.
+    pub filters: Vec<String>,
+    /// Job names.
+    pub jobs: Vec<String>,
+}
+
 /// Per-call state inside the store.
 pub struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
     pub(crate) caps: Arc<dyn Capabilities>,
+    http: WasiHttpCtx,
+    http_hooks: OutboundHooks,
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
+        }
+    }
 }
 
 impl WasiView for CallState {
@@ -179,7 +209,8 @@ impl<'m> Call<'m> {
     ) -> Self {
         // WASI is linked because guests built for wasm32-wasip2 import it,
         // but the context grants nothing: no environment, no files, no
-        // sockets, no inherited stdio.
+        // sockets, no inherited stdio. Outbound HTTP goes through
+        // `wasi:http` only, under the call's policy (`host::http_send`).
         let wasi = WasiCtx::builder().build();
         let state = CallState {
             wasi,
@@ -188,6 +219,8 @@ impl<'m> Call<'m> {
                 max: module.runtime.config.memory_limit,
                 hit: false,
             },
+            http: WasiHttpCtx::new(),
+            http_hooks: OutboundHooks { caps: caps.clone() },
             caps,
         };
         let mut store = Store::new(&module.runtime.engine, state);
@@ -321,6 +354,22 @@ impl<'m> Call<'m> {
         .await
     }
 
+    /// Call `describe`: what the module has handlers for. Call it with
+    /// capabilities that refuse everything ([`crate::host::NoCapabilities`]):
+    /// it only lists.
+    pub async fn describe(self) -> Result<Handlers, CallError> {
+        self.run(|b, mut store| async move {
+            let r = match b {
+                Bindings::V0_1(m) => m
+                    .call_describe(&mut store)
+                    .await
+                    .map(crate::api::v0_1::handlers_out),
+            };
+            (r, store)
+        })
+        .await
+    }
+
     /// Call `run-job`; `Ok(Err(message))` asks for a retry.
     pub async fn run_job(self, name: &str) -> Result<Result<(), String>, CallError> {
         let name = name.to_string();
@@ -334,15 +383,170 @@ impl<'m> Call<'m> {
     }
 }
 
-/// The first line of a trap, with its wasm backtrace left out: enough to
-/// say what went wrong without flooding logs.
+/// Most guest functions a trap message names.
+const TRAP_FRAMES: usize = 12;
+
+/// What went wrong, and where: the trap (or the first line of another
+/// error), then — when the component carries function names (a debug
+/// build, or a release build that keeps its name section) — the guest
+/// functions it was in, innermost first, so a module's developer can find
+/// the line that failed. Frames of the Rust runtime's panic and abort path
+/// are left out; without names only the trap is shown.
 fn trap_message(e: &wasmtime::Error) -> String {
-    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
-        return trap.to_string();
+    let what = match e.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{e}")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let Some(backtrace) = e.downcast_ref::<wasmtime::WasmBacktrace>() else {
+        return what;
+    };
+    let functions = guest_functions(&backtrace.to_string());
+    if functions.is_empty() {
+        return what;
     }
-    format!("{e}")
+    format!("{what}; in {}", functions.join(" <- "))
+}
+
+/// The named guest functions of a backtrace as wasmtime prints it (one
+/// `N: 0xOFFSET - module!function` line per frame, names demangled),
+/// without the panic and abort machinery every trap of a Rust guest
+/// passes through.
+fn guest_functions(backtrace: &str) -> Vec<String> {
+    const MACHINERY: &[&str] = &[
+        "core::panicking::",
+        "core::option::expect",
+        "core::result::unwrap_failed",
+        "std::panicking::",
+        "std::panic::",
+        "std::process::abort",
+        "std::sys::",
+        "std::rt::",
+        "std::alloc::",
+        "__rust_",
+        "__rustc::",
+        "rust_panic",
+        "panic_abort::",
+        "abort",
+        "__wasm_call_ctors",
+    ];
+    backtrace
         .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+        .filter_map(|line| {
+            let (_, frame) = line.split_once(" - ")?;
+            let name = readable(frame.split_once('!').map_or(frame, |(_, f)| f).trim());
+            // A stripped module has only indices: `<wasm function 12>`.
+            let named = !name.is_empty() && !name.starts_with("<wasm function");
+            let ours = !MACHINERY.iter().any(|m| name.starts_with(m));
+            (named && ours).then_some(name)
+        })
+        .take(TRAP_FRAMES)
+        .collect()
+}
+
+/// A demangled name without the hashes that make symbols unique:
+/// `std[d123b7a1a2ed1472]::process::abort` (v0 mangling) → `std::process::abort`,
+/// `demo::f::h0123456789abcdef` (legacy mangling) → `demo::f`.
+fn readable(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(open) = rest.find('[') {
+        let hash = rest[open + 1..].split_once(']');
+        match hash {
+            Some((h, after)) if !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                out.push_str(&rest[..open]);
+                rest = after;
+            }
+            _ => {
+                out.push_str(&rest[..=open]);
+                rest = &rest[open + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    match out.rsplit_once("::h") {
+        Some((path, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            path.to_string()
+        }
+        _ => out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::NoCapabilities;
+    use crate::{Runtime, RuntimeConfig};
+
+    fn load(rt: &Runtime, bytes: &[u8]) -> CompiledModule {
+        CompiledModule::load(rt, bytes, &semver::VersionReq::parse("^0.1").unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_trap_in_a_guest_with_names_names_its_functions_without_the_panic_machinery() {
+        let rt = Runtime::new(RuntimeConfig::default()).unwrap();
+        let faults = load(&rt, &crate::test_guest("faults").unwrap());
+        let request = HttpRequest {
+            method: "GET".into(),
+            path: "/trap".into(),
+            ..Default::default()
+        };
+        let err = Call::new(&faults, Arc::new(NoCapabilities), Duration::from_secs(2))
+            .handle_http(request)
+            .await
+            .unwrap_err();
+        let CallError::Trap(message) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(
+            message.starts_with("wasm trap: wasm `unreachable`"),
+            "{message}"
+        );
+        // The guest's function that panicked (kept out of line in the
+        // guest, as a debug build keeps every function), then the export.
+        assert!(
+            message.contains("; in kontor_test_faults::panic_on_purpose <- "),
+            "{message}"
+        );
+        assert!(!message.contains("panicking"), "{message}");
+        assert!(!message.contains("<wasm function"), "{message}");
+    }
+
+    #[test]
+    fn backtrace_lines_become_guest_function_names() {
+        let printed = "error while executing at wasm backtrace:\n    0:   0x1a2b - <unknown>!abort\n    1:   0x1a2c - <unknown>!std::panicking::rust_panic_with_hook::h0123456789abcdef\n    2:   0x1a2d - <unknown>!demo::handlers::ticket::h0123456789abcdef\n    3:   0x1a2e - <unknown>!<wasm function 7>\n    4:   0x1a2f - <unknown>!demo::route";
+        assert_eq!(
+            guest_functions(printed),
+            ["demo::handlers::ticket", "demo::route"]
+        );
+    }
+
+    #[tokio::test]
+    async fn describe_lists_what_the_module_registered() {
+        let rt = Runtime::new(RuntimeConfig::default()).unwrap();
+        let (_, bytes) = crate::bundled::HELLO;
+        let hello = load(&rt, bytes);
+        let handlers = Call::new(&hello, Arc::new(NoCapabilities), Duration::from_secs(2))
+            .describe()
+            .await
+            .unwrap();
+        assert_eq!(
+            handlers.routes,
+            [
+                ("GET".to_string(), "/greeting".to_string()),
+                ("POST".into(), "/greeting".into()),
+                ("GET".into(), "/seen".into()),
+            ]
+        );
+        assert_eq!(handlers.pages, ["/"]);
+        assert_eq!(handlers.events, ["customer.created"]);
+        assert_eq!(
+            handlers.filters,
+            ["customer.before_save", "dashboard.widgets", "customer.tabs"]
+        );
+        assert_eq!(handlers.jobs, ["tick"]);
+    }
 }

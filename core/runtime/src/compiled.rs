@@ -87,10 +87,10 @@ impl CompiledModule {
                 let instance_pre = runtime
                     .linker_v0_1
                     .instantiate_pre(&component)
-                    .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+                    .map_err(|e| unknown_import(&e, &api_version))?;
                 Pre::V0_1(
                     api::v0_1::ModulePre::new(instance_pre)
-                        .map_err(|e| LoadError::Invalid(format!("{e:#}")))?,
+                        .map_err(|e| missing_export(&e, &api_version))?,
                 )
             }
             _ => return Err(mismatch(api_version.to_string())),
@@ -111,6 +111,48 @@ impl CompiledModule {
         Ok(match &self.pre {
             Pre::V0_1(pre) => Bindings::V0_1(pre.instantiate_async(store).await?),
         })
+    }
+}
+
+/// The first name in backquotes in `text`.
+fn quoted(text: &str) -> Option<&str> {
+    let (_, rest) = text.split_once('`')?;
+    rest.split_once('`').map(|(name, _)| name)
+}
+
+/// A linker refusal, rewritten to name the import and what to do: wasmtime
+/// says "component imports instance `x`, but a matching implementation was
+/// not found in the linker", which tells a module's developer neither why
+/// nor what next.
+fn unknown_import(e: &wasmtime::Error, api: &Version) -> LoadError {
+    let outer = e.to_string();
+    match quoted(&outer) {
+        Some(import) if outer.starts_with("component imports") => LoadError::UnknownImport {
+            import: import.to_string(),
+            cause: e.root_cause().to_string(),
+            fix: format!(
+                "build the module with the kontor-sdk for kontor:module {}.{} (the version its manifest's `api` selects) and use only the SDK's API; `kontor-module build` checks this before you pack",
+                api.major, api.minor
+            ),
+        },
+        _ => LoadError::Invalid(format!("{e:#}")),
+    }
+}
+
+/// A missing export, named with the fix (the bindings say only "no export
+/// `x` found").
+fn missing_export(e: &wasmtime::Error, api: &Version) -> LoadError {
+    let message = e.to_string();
+    match quoted(&message) {
+        Some(export) if message.starts_with("no export") => LoadError::MissingExport {
+            export: export.to_string(),
+            api: api.to_string(),
+            fix: format!(
+                "build the module with the kontor-sdk for kontor:module {}.{} and export it with `kontor_sdk::module!(YourModule);`",
+                api.major, api.minor
+            ),
+        },
+        _ => LoadError::Invalid(format!("{e:#}")),
     }
 }
 
@@ -162,4 +204,67 @@ fn write_cache(component: &Component, path: &std::path::Path) -> anyhow::Result<
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RuntimeConfig;
+
+    /// `bytes` with every `from` replaced by `to` (same length, so the
+    /// binary stays well-formed).
+    fn patched(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        assert_eq!(from.len(), to.len());
+        let mut out = bytes.to_vec();
+        let mut at = 0;
+        let mut found = false;
+        while let Some(i) = out[at..].windows(from.len()).position(|w| w == from) {
+            out[at + i..at + i + to.len()].copy_from_slice(to);
+            at += i + to.len();
+            found = true;
+        }
+        assert!(found, "{}", String::from_utf8_lossy(from));
+        out
+    }
+
+    fn load(bytes: &[u8]) -> Result<CompiledModule, LoadError> {
+        let rt = Runtime::new(RuntimeConfig::default()).unwrap();
+        CompiledModule::load(&rt, bytes, &VersionReq::parse("^0.1").unwrap())
+    }
+
+    #[test]
+    fn an_import_the_host_does_not_link_is_named_with_the_fix_not_as_a_linker_error() {
+        let (_, hello) = crate::bundled::HELLO;
+        let wasm = patched(hello, b"kontor:module/log@", b"kontor:module/lag@");
+        let e = load(&wasm).unwrap_err();
+        let message = e.to_string();
+        assert!(matches!(e, LoadError::UnknownImport { .. }), "{e:?}");
+        assert!(
+            message.starts_with(
+                "the component imports `kontor:module/lag@0.1.0`, which this host does not provide"
+            ),
+            "{message}"
+        );
+        assert!(
+            message.contains("kontor-sdk for kontor:module 0.1"),
+            "{message}"
+        );
+        assert!(!message.contains("in the linker"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_export_is_named_with_the_contract_version_and_the_fix() {
+        let (_, hello) = crate::bundled::HELLO;
+        let wasm = patched(hello, b"describe", b"descrybe");
+        let e = load(&wasm).unwrap_err();
+        let message = e.to_string();
+        assert!(matches!(e, LoadError::MissingExport { .. }), "{e:?}");
+        assert!(
+            message.starts_with(
+                "the component does not export `describe`, which kontor:module 0.1.0 requires"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("kontor_sdk::module!"), "{message}");
+    }
 }

@@ -1035,6 +1035,201 @@ fn write_tar(files: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, PackageError>
     builder.into_inner().map_err(|e| failed("(end)", e))
 }
 
+/// What a module's code handles (its `describe` export), held against
+/// what its manifest declares: what is missing and what is never called.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HandlerCheck {
+    /// Declared in the manifest, without a handler: the host would call it
+    /// and get a 404, an error or nothing. One message per item, naming the
+    /// module, the item and the fix.
+    pub missing: Vec<String>,
+    /// Handled in the code, not declared: the host never calls it. Worth a
+    /// warning, not a refusal.
+    pub undeclared: Vec<String>,
+}
+
+impl HandlerCheck {
+    /// Whether every declared item has a handler.
+    pub fn is_complete(&self) -> bool {
+        self.missing.is_empty()
+    }
+}
+
+/// A route path with its parameters unnamed (`/tickets/{}`): the host
+/// matches parameters by position, so `{id}` and `{ticket}` are one route.
+fn route_shape(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            let param = (seg.starts_with('{') && seg.ends_with('}')) || seg.starts_with(':');
+            if param {
+                "{}"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Compare `manifest` with what the component registered (`handlers`, from
+/// its `describe` export). Messages name the module, the item (with its
+/// manifest key) and the fix in the SDK's terms.
+pub fn check_handlers(
+    manifest: &Manifest,
+    handlers: &kontor_runtime::call::Handlers,
+) -> HandlerCheck {
+    let id = &manifest.id;
+    let mut check = HandlerCheck::default();
+    let handled_routes: BTreeSet<(String, String)> = handlers
+        .routes
+        .iter()
+        .map(|(m, p)| (m.to_ascii_uppercase(), route_shape(p)))
+        .collect();
+    for (i, r) in manifest.routes.iter().enumerate() {
+        if !handled_routes.contains(&(r.method.clone(), route_shape(&r.path))) {
+            check.missing.push(format!(
+                "module {id}: routes[{i}] `{} {}` has no handler; add `.{}(\"{}\", handler)` to `Module::routes`, or remove the route from module.toml",
+                r.method,
+                r.path,
+                r.method.to_ascii_lowercase(),
+                r.path
+            ));
+        }
+    }
+    let declared_routes: BTreeSet<(String, String)> = manifest
+        .routes
+        .iter()
+        .map(|r| (r.method.clone(), route_shape(&r.path)))
+        .collect();
+    for (method, path) in &handlers.routes {
+        if !declared_routes.contains(&(method.to_ascii_uppercase(), route_shape(path))) {
+            check.undeclared.push(format!(
+                "module {id}: the code handles `{method} {path}`, but module.toml does not declare it, so the host never calls it; add `[[routes]] method = \"{method}\" path = \"{path}\"` (with its permission) to module.toml, or remove the handler"
+            ));
+        }
+    }
+    let mut items = |kind: &str,
+                     key: &str,
+                     declared: Vec<&str>,
+                     handled: &[String],
+                     register: &str,
+                     section: &str| {
+        for (i, name) in declared.iter().enumerate() {
+            if !handled.iter().any(|h| h == name) {
+                check.missing.push(format!(
+                    "module {id}: {key}[{i}] {kind} `{name}` has no handler; add `{register}(\"{name}\", handler)` to `Module::{key}`, or remove it from module.toml"
+                ));
+            }
+        }
+        for name in handled {
+            if !declared.contains(&name.as_str()) {
+                check.undeclared.push(format!(
+                    "module {id}: the code handles {kind} `{name}`, but module.toml does not declare it, so the host never calls it; add it under `{section}` in module.toml, or remove the handler"
+                ));
+            }
+        }
+    };
+    items(
+        "page",
+        "pages",
+        manifest.pages.iter().map(|p| p.path.as_str()).collect(),
+        &handlers.pages,
+        ".page",
+        "[[pages]]",
+    );
+    items(
+        "event",
+        "events",
+        manifest.events.iter().map(|e| e.name.as_str()).collect(),
+        &handlers.events,
+        ".on",
+        "[[events]]",
+    );
+    items(
+        "filter hook",
+        "filters",
+        manifest.filters.iter().map(|f| f.hook.as_str()).collect(),
+        &handlers.filters,
+        ".hook",
+        "[[filters]]",
+    );
+    items(
+        "job",
+        "jobs",
+        manifest.jobs.iter().map(|j| j.name.as_str()).collect(),
+        &handlers.jobs,
+        ".job",
+        "[[jobs]]",
+    );
+    check
+}
+
+#[cfg(test)]
+mod handler_tests {
+    use super::*;
+
+    fn handlers() -> kontor_runtime::call::Handlers {
+        kontor_runtime::call::Handlers {
+            routes: vec![
+                ("GET".into(), "/greeting".into()),
+                ("POST".into(), "/greeting".into()),
+                ("GET".into(), "/seen".into()),
+            ],
+            pages: vec!["/".into()],
+            events: vec!["customer.created".into()],
+            filters: vec![
+                "customer.before_save".into(),
+                "dashboard.widgets".into(),
+                "customer.tabs".into(),
+            ],
+            jobs: vec!["tick".into()],
+        }
+    }
+
+    #[test]
+    fn the_hello_manifest_and_its_handlers_agree() {
+        let (text, _) = kontor_runtime::bundled::HELLO;
+        let manifest = Manifest::parse("hello/module.toml", text).unwrap();
+        assert_eq!(
+            check_handlers(&manifest, &handlers()),
+            HandlerCheck::default()
+        );
+    }
+
+    #[test]
+    fn a_declared_item_without_handler_names_module_item_and_fix() {
+        let (text, _) = kontor_runtime::bundled::HELLO;
+        let text = format!(
+            "{text}\n[[routes]]\nmethod = \"DELETE\"\npath = \"/seen/{{id}}\"\npermission = \"hello.view\"\n\n[[jobs]]\nname = \"purge\"\nschedule = \"0 3 * * *\"\n"
+        );
+        let manifest = Manifest::parse("hello/module.toml", &text).unwrap();
+        let mut h = handlers();
+        h.events.clear();
+        h.routes.push(("GET".into(), "/extra".into()));
+        let check = check_handlers(&manifest, &h);
+        assert_eq!(
+            check.missing,
+            [
+                "module hello: routes[3] `DELETE /seen/{id}` has no handler; add `.delete(\"/seen/{id}\", handler)` to `Module::routes`, or remove the route from module.toml",
+                "module hello: events[0] event `customer.created` has no handler; add `.on(\"customer.created\", handler)` to `Module::events`, or remove it from module.toml",
+                "module hello: jobs[1] job `purge` has no handler; add `.job(\"purge\", handler)` to `Module::jobs`, or remove it from module.toml",
+            ]
+        );
+        assert_eq!(check.undeclared.len(), 1);
+        assert!(check.undeclared[0].contains("`GET /extra`"), "{check:?}");
+        assert!(!check.is_complete());
+    }
+
+    #[test]
+    fn route_parameters_match_by_position_not_by_name() {
+        assert_eq!(
+            route_shape("/tickets/{id}/notes"),
+            route_shape("/tickets/:ticket/notes")
+        );
+        assert_ne!(route_shape("/tickets/{id}"), route_shape("/tickets"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

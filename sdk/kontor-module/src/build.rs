@@ -1,6 +1,8 @@
 //! `build`: compile a module for `wasm32-wasip2`, then check the component
-//! and its manifest against the contract this CLI was built against, so a
-//! mismatch shows up here with a fix instead of as a linker error at install.
+//! and its manifest against the contract this CLI was built against, and
+//! the handlers the component registered against what the manifest
+//! declares — so a mismatch shows up here with a fix instead of as a linker
+//! error at install or a 404 in production.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -15,15 +17,15 @@ use crate::wit::Contract;
 /// The Rust target a Kontor module compiles to.
 pub const TARGET: &str = "wasm32-wasip2";
 
-/// Arguments of `build`.
-#[derive(Debug, clap::Args)]
+/// Arguments of `build`; `test` and `dev` take the same ones.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// The module folder (holding `Cargo.toml` and `module.toml`).
     #[arg(long, default_value = ".")]
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Build with the release profile (what you pack and ship).
     #[arg(long)]
-    release: bool,
+    pub(crate) release: bool,
 }
 
 /// Check the manifest, build, check the component, say what is next.
@@ -66,6 +68,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     component::check(id, &bytes, &contract)?;
+    // What the code registered against what the manifest declares: a
+    // declared route without a handler is a 404 nobody expects.
+    let handlers = component::describe(id, &bytes, &manifest.api)?;
+    let handled = package::check_handlers(&manifest, &handlers);
+    for warning in &handled.undeclared {
+        eprintln!("warning: {warning}");
+    }
+    if !handled.is_complete() {
+        bail!("{}", handled.missing.join("\nerror: "));
+    }
     println!(
         "built module {id} {}: {} ({} bytes, a component for kontor:module {})",
         manifest.version,

@@ -3,7 +3,14 @@
 //! missing export or an SDK of another contract version is named here with
 //! its fix, not reported later as a wasmtime linker error.
 
-use anyhow::{bail, Context};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use kontor_runtime::call::Handlers;
+use kontor_runtime::host::NoCapabilities;
+use kontor_runtime::{Call, CompiledModule, Runtime, RuntimeConfig};
+use semver::VersionReq;
 use wit_parser::decoding::{decode, DecodedWasm};
 use wit_parser::{Function, Resolve, WorldItem, WorldKey};
 
@@ -11,7 +18,7 @@ use crate::wit::Contract;
 
 /// How a module exports the contract's functions with the SDK.
 const EXPORT_FIX: &str =
-    "implement `kontor_sdk::Guest` for a type in src/lib.rs and export it with `kontor_sdk::export_module!(YourType);`";
+    "implement `kontor_sdk::Module` for a type in src/lib.rs and export it with `kontor_sdk::module!(YourType);`";
 
 /// Check that `wasm` exports every function of the contract's world with
 /// the contract's parameters, and imports the contract's interfaces at the
@@ -91,6 +98,29 @@ pub fn check(id: &str, wasm: &[u8], contract: &Contract) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Load `wasm` as the server does (the same runtime, bound by the
+/// manifest's `api`) and ask it what it handles. Every capability refuses:
+/// `describe` only lists what the module registered.
+pub fn describe(id: &str, wasm: &[u8], api: &VersionReq) -> anyhow::Result<Handlers> {
+    let runtime = Runtime::new(RuntimeConfig {
+        max_instances: 4,
+        ..RuntimeConfig::default()
+    })
+    .context("starting the module runtime")?;
+    let module =
+        CompiledModule::load(&runtime, wasm, api).map_err(|e| anyhow!("module {id}: {e}"))?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .context("starting an async runtime")?;
+    let call = Call::new(&module, Arc::new(NoCapabilities), Duration::from_secs(10));
+    tokio.block_on(call.describe()).map_err(|e| {
+        anyhow!(
+            "module {id}: asking the component what it handles (`describe`) failed: {e}; `describe` must only list handlers (with the SDK, keep `Module::routes` and the others to building their lists)"
+        )
+    })
+}
+
 /// `(name: type, ...) -> type`, written the same way for both worlds so two
 /// resolves can be compared.
 fn signature(resolve: &Resolve, f: &Function) -> String {
@@ -148,6 +178,24 @@ mod tests {
     }
 
     #[test]
+    fn a_component_importing_wasi_http_fits_the_contract() {
+        // The `fetch` test guest sends requests with `kontor_sdk::http`.
+        let contract = Contract::load().unwrap();
+        let wasm = kontor_runtime::test_guest("fetch").unwrap();
+        let decoded = decode(&wasm).unwrap();
+        let DecodedWasm::Component(resolve, world) = decoded else {
+            panic!("fetch is a component");
+        };
+        let imports_http = resolve.worlds[world].imports.keys().any(|k| {
+            resolve
+                .name_world_key(k)
+                .starts_with("wasi:http/outgoing-handler@")
+        });
+        assert!(imports_http, "fetch imports wasi:http");
+        check("fetch", &wasm, &contract).unwrap();
+    }
+
+    #[test]
     fn a_component_built_against_another_contract_version_is_refused_naming_the_sdk_to_use() {
         let contract = Contract::load().unwrap();
         // hello, as if built with an SDK for kontor:module 0.2.0: the import
@@ -189,6 +237,7 @@ mod tests {
                 "on-event(event: event) -> result<_, string>",
                 "filter(hook: string, payload: string) -> filter-result",
                 "run-job(name: string) -> result<_, string>",
+                "describe() -> handlers",
             ]
         );
     }
@@ -201,6 +250,6 @@ mod tests {
         let e = check("demo", empty, &contract).unwrap_err().to_string();
         assert!(e.starts_with("module demo:"), "{e}");
         assert!(e.contains("does not export `handle-http`"), "{e}");
-        assert!(e.contains("kontor_sdk::export_module!"), "{e}");
+        assert!(e.contains("kontor_sdk::module!"), "{e}");
     }
 }

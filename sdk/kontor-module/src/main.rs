@@ -9,12 +9,14 @@ use clap::{Parser, Subcommand};
 
 mod build;
 mod component;
+mod dev;
 mod include;
 mod inspect;
 mod keygen;
 mod new;
 mod pack;
 mod sign;
+mod test;
 mod wit;
 
 /// Scaffold, build, package, sign and inspect Kontor modules.
@@ -31,6 +33,12 @@ enum Command {
     New(new::Args),
     /// Build a module for wasm32-wasip2 and check it against the contract.
     Build(build::Args),
+    /// Build the module, then run its tests (`cargo test`, with kontor-test
+    /// installing what was just built into a real host).
+    Test(test::Args),
+    /// Serve a local host with the module loaded from its build folder;
+    /// reload it on every rebuild and print what it logs.
+    Dev(dev::Args),
     /// Make a publisher signing key: `<key_id>.key` (secret) and `<key_id>.pub`.
     Keygen(keygen::Args),
     /// Pack a manifest, a built component and extra files into a `.kmod`.
@@ -46,6 +54,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::New(args) => new::run(args),
         Command::Build(args) => build::run(args),
+        Command::Test(args) => test::run(args),
+        Command::Dev(args) => dev::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Pack(args) => pack::run(args),
         Command::Sign(args) => sign::run(args),

@@ -71,12 +71,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )
         }
     };
+    let test_dependency = test_dependency(args.sdk_path.as_deref(), &contract)?;
     let fill = |template: &str| {
         template
             .replace("{{id}}", &args.name)
+            .replace("{{module_type}}", &type_name(&args.name))
             .replace("{{publisher}}", &args.publisher)
             .replace("{{api}}", &contract.api_requirement())
             .replace("{{sdk_dependency}}", &sdk_dependency)
+            .replace("{{test_dependency}}", &test_dependency)
             .replace("{{sdk_note}}", &sdk_note)
     };
     let manifest = fill(include_str!("scaffold/module.toml.tmpl"));
@@ -87,6 +90,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ("Cargo.toml", fill(include_str!("scaffold/Cargo.toml.tmpl"))),
         ("module.toml", manifest),
         ("src/lib.rs", fill(include_str!("scaffold/lib.rs.tmpl"))),
+        (
+            "tests/module.rs",
+            fill(include_str!("scaffold/tests/module.rs.tmpl")),
+        ),
         (
             ".cargo/config.toml",
             include_str!("scaffold/config.toml.tmpl").to_string(),
@@ -121,6 +128,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The `kontor-test` dev-dependency line: beside `--sdk-path` in the same
+/// checkout (`<kontor>/sdk/kontor-test`) when there is one, else the
+/// registry version of this CLI's contract.
+fn test_dependency(sdk_path: Option<&Path>, contract: &Contract) -> anyhow::Result<String> {
+    if let Some(sdk) = sdk_path {
+        let sdk =
+            std::path::absolute(sdk).with_context(|| format!("--sdk-path {}", sdk.display()))?;
+        if let Some(test) = sdk.parent().map(|p| p.join("kontor-test")) {
+            if test.join("Cargo.toml").is_file() {
+                return Ok(format!(
+                    "kontor-test = {{ path = {} }}",
+                    toml_string(&test.display().to_string())
+                ));
+            }
+        }
+    }
+    Ok(format!(
+        "kontor-test = \"{}.{}\"",
+        contract.version.major, contract.version.minor
+    ))
+}
+
 /// The host's module id rule (mirrors `valid_id` in
 /// `core/src/modules/manifest.rs`, which is private there), with the reason
 /// a name fails.
@@ -147,6 +176,19 @@ pub fn check_id(id: &str) -> anyhow::Result<()> {
         bail!("`{id}` is not a valid module id: the core serves `/api/v1/{id}` itself; choose another name");
     }
     Ok(())
+}
+
+/// The Rust type name for module `id`: `my-crm` → `MyCrm`.
+pub fn type_name(id: &str) -> String {
+    id.split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            match chars.next() {
+                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect()
 }
 
 /// Refuse to write into a folder that has anything in it.

@@ -456,8 +456,9 @@ fn new_scaffolds_a_module_the_host_manifest_parser_accepts() {
     assert_eq!(manifest.permissions[0].name, "demo.view");
 
     let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
-    assert!(lib.contains("(\"GET\", \"/hello\")"), "{lib}");
-    assert!(lib.contains("kontor_sdk::export_module!(Module);"), "{lib}");
+    assert!(lib.contains(".get(\"/hello\", hello)"), "{lib}");
+    assert!(lib.contains("kontor_sdk::module!(Demo);"), "{lib}");
+    assert!(!lib.contains("impl kontor_sdk::Guest"), "{lib}");
     assert!(
         !lib.contains("bindings"),
         "the scaffold uses only the public SDK API"
@@ -581,20 +582,33 @@ fn new_then_build_makes_a_component_that_passes_the_contract_check_and_packs() {
     );
     assert!(shown.contains("verdict:      installable"), "{shown}");
 
-    // Forgetting the export compiles and links, and `build` names it.
+    // A declared route without a handler: `build` names the module, the
+    // route and the fix, and warns about a handler the host never calls.
     let lib = dir.join("src/lib.rs");
     let code = std::fs::read_to_string(&lib).unwrap();
     std::fs::write(
         &lib,
-        code.replace("kontor_sdk::export_module!(Module);", ""),
+        code.replace(".get(\"/hello\", hello)", ".get(\"/hullo\", hello)"),
     )
     .unwrap();
+    let e = refused(build_module(&dir));
+    assert!(
+        e.contains("error: module demo: routes[0] `GET /hello` has no handler; add `.get(\"/hello\", handler)` to `Module::routes`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("warning: module demo: the code handles `GET /hullo`, but module.toml does not declare it"),
+        "{e}"
+    );
+
+    // Forgetting the export compiles and links, and `build` names it.
+    std::fs::write(&lib, code.replace("kontor_sdk::module!(Demo);", "")).unwrap();
     let e = refused(build_module(&dir));
     assert!(
         e.contains("module demo: the component does not export `handle-http`"),
         "{e}"
     );
-    assert!(e.contains("kontor_sdk::export_module!"), "{e}");
+    assert!(e.contains("kontor_sdk::module!"), "{e}");
 }
 
 #[test]

@@ -107,3 +107,18 @@ pub fn add_timeline_entry(
 pub fn add_note(customer_id: &str, body: &str) -> Result<String, Error> {
     raw::add_note(customer_id, body)
 }
+
+/// A route answers a CRM refusal in the host's error shape: `denied` (the
+/// capability is missing) and `forbidden` are 403, `not_found` 404,
+/// `invalid` 422 `validation_failed`, `internal` 500.
+impl From<Error> for crate::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Denied(m) => crate::Error::new(403, "denied", m),
+            Error::Forbidden(m) => crate::Error::forbidden(m),
+            Error::NotFound(m) => crate::Error::not_found(m),
+            Error::Invalid(m) => crate::Error::new(422, "validation_failed", m),
+            Error::Internal(m) => crate::Error::internal(m),
+        }
+    }
+}

@@ -1,16 +1,64 @@
 //! Write Kontor modules in Rust.
 //!
-//! This crate carries the bindings of the `kontor:module@0.1.0` contract
-//! (generated from `sdk/wit/0.1.0`, the single source of truth) and small
-//! helpers for the common cases: JSON and HTML responses, query parameters,
-//! logging, and thin wrappers over the host's capabilities ([`secrets`],
-//! [`crm`]). A module implements [`Guest`] and exports it:
+//! A module is a WebAssembly component the Kontor host calls for its routes,
+//! pages, events, filters and jobs. With this crate a module is a type that
+//! implements [`Module`] — one method per section of `module.toml` — and one
+//! line that exports it:
 //!
-//! ```ignore
+//! ```no_run
+//! use kontor_sdk::{Error, Json, Module, Request, Router};
+//! use serde::Deserialize;
+//!
 //! struct Hello;
-//! impl kontor_sdk::Guest for Hello { /* ... */ }
-//! kontor_sdk::export_module!(Hello);
+//!
+//! #[derive(Deserialize)]
+//! struct Greet {
+//!     name: String,
+//! }
+//!
+//! impl Module for Hello {
+//!     fn routes() -> Router {
+//!         Router::new()
+//!             // GET /api/v1/hello/greeting?name=Ada
+//!             .get("/greeting", |req: Request| {
+//!                 let name = req.query("name").unwrap_or_else(|| "world".into());
+//!                 Json(serde_json::json!({ "greeting": format!("Hello, {name}") }))
+//!             })
+//!             // POST /api/v1/hello/greeting {"name": "Ada"}
+//!             .post("/greeting", |req: Request| -> Result<_, Error> {
+//!                 let body: Greet = req.json()?;
+//!                 kontor_sdk::info!("greeting {}", body.name);
+//!                 Ok(Json(serde_json::json!({ "greeting": format!("Hello, {}", body.name) })))
+//!             })
+//!     }
+//! }
+//!
+//! kontor_sdk::module!(Hello);
 //! ```
+//!
+//! The parts, in the order a module meets them:
+//!
+//! * [`Module`] and [`module!`] — what the module handles, exported in one line;
+//! * [`Router`], [`Request`], [`Response`], [`Json`], [`Html`], [`Error`] —
+//!   API routes under `/api/v1/{module-id}`, JSON in and out, errors in the
+//!   host's error shape;
+//! * [`pages`] — HTML pages under `/app/{module-id}`;
+//! * [`events`], [`filters`], [`jobs`] — subscribed events, filter hooks and
+//!   scheduled jobs, by name; [`events::emit`] sends the module's own events;
+//! * [`records`] — typed collections of records ([`records::Collection`]),
+//!   queries with cursor paging, atomic batches, sequences;
+//! * [`settings`], [`secrets`], [`crm`], [`http`], [`notify`] — the
+//!   capabilities a manifest declares;
+//! * [`info!`], [`warn!`], [`error!`]... — log lines in the host's log,
+//!   tagged with the module id.
+//!
+//! Every export is called on a fresh instance: nothing survives a call, so
+//! state lives in records, never in statics. A panic ends only the call it
+//! happened in; its message goes to the host's log.
+//!
+//! The generated bindings of the contract stay available under [`raw`] for
+//! the host's own test guests; a module never needs them.
+#![warn(missing_docs)]
 
 #[doc(hidden)]
 pub mod bindings {
@@ -24,71 +72,40 @@ pub mod bindings {
 }
 
 pub mod crm;
+mod error;
+pub mod events;
+pub mod filters;
+pub mod http;
+pub mod jobs;
+pub mod log;
+mod module;
+pub mod notify;
+pub mod pages;
+pub mod raw;
+pub mod records;
+mod request;
+mod response;
+mod router;
 pub mod secrets;
+pub mod settings;
 
-pub use bindings::export_module;
-pub use bindings::kontor::module::types::{
-    Event, FilterResult, Header, HttpRequest, HttpResponse, Page, Principal,
-};
-pub use bindings::kontor::module::{events, log as host_log, records, settings};
-pub use bindings::Guest;
+pub use error::Error;
+pub use events::{Event, Events};
+pub use filters::{Filter, Filters, Verdict};
+pub use jobs::Jobs;
+pub use module::Module;
+pub use pages::{Page, Pages};
+pub use records::Collection;
+pub use request::{Principal, Request};
+pub use response::{Html, IntoResponse, Json, Response};
+pub use router::Router;
 
-/// The contract version this SDK builds against.
+/// The contract version this SDK builds against: the `api` requirement in
+/// `module.toml` must accept it.
 pub const API_VERSION: &str = "0.1.0";
 
-/// A JSON response with `status`.
-pub fn json<T: serde::Serialize>(status: u16, value: &T) -> HttpResponse {
-    HttpResponse {
-        status,
-        headers: vec![Header {
-            name: "content-type".into(),
-            value: "application/json".into(),
-        }],
-        body: serde_json::to_vec(value).unwrap_or_default(),
-    }
-}
-
-/// A JSON error in the host's error shape: `{"error": {"code", "message", "details": null}}`.
-pub fn error(status: u16, code: &str, message: &str) -> HttpResponse {
-    json(
-        status,
-        &serde_json::json!({ "error": { "code": code, "message": message, "details": null } }),
-    )
-}
-
-/// The first value of query parameter `name` (percent-decoded, `+` as space).
-pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (decode(k) == name).then(|| decode(v))
-    })
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Escape text for HTML.
+/// Escape text for HTML: a page's `html` is placed in the host's layout as
+/// it is, so everything that came from a user goes through this first.
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -104,12 +121,33 @@ pub fn escape_html(s: &str) -> String {
     out
 }
 
-/// Log at info level through the host (the line carries the module id).
-pub fn log_info(message: &str) {
-    host_log::log(host_log::Level::Info, message);
+/// The first value of query parameter `name` in a raw query string
+/// (percent-decoded, `+` as space). [`Request::query`] does this for a route.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes()).find_map(|(k, v)| (k == name).then(|| v.into_owned()))
 }
 
-/// Log at warn level through the host.
-pub fn log_warn(message: &str) {
-    host_log::log(host_log::Level::Warn, message);
+/// Export a type that implements [`Module`] as the module's component:
+/// the host's calls (`handle-http`, `render-page`, `on-event`, `filter`,
+/// `run-job`, `describe`) go to the routes, pages and handlers it
+/// registers. Write it once, at the top level of `src/lib.rs`.
+///
+/// ```no_run
+/// struct Tickets;
+/// impl kontor_sdk::Module for Tickets {}
+/// kontor_sdk::module!(Tickets);
+/// ```
+#[macro_export]
+macro_rules! module {
+    ($module:ty) => {
+        #[doc(hidden)]
+        type __KontorModuleExport = $crate::__private::Export<$module>;
+        $crate::__private::export_module!(__KontorModuleExport with_types_in $crate::bindings);
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::bindings::export_module;
+    pub use crate::module::Export;
 }

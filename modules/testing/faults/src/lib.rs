@@ -2,8 +2,11 @@
 //! loops, memory bombs, panics, oversized answers — and raw access to the
 //! record store, to prove what it cannot reach.
 
-use kontor_sdk::records;
-use kontor_sdk::{error, json, query_param, Event, FilterResult, HttpRequest, HttpResponse, Page};
+use kontor_sdk::query_param;
+use kontor_sdk::raw::records;
+use kontor_sdk::raw::{
+    error, json, Event, FilterResult, Handlers, HttpRequest, HttpResponse, Page, Route,
+};
 use serde_json::json;
 
 struct Faults;
@@ -16,6 +19,12 @@ fn spin() -> ! {
     }
 }
 
+/// Out of line, so a trap's backtrace names it even in a release build.
+#[inline(never)]
+fn panic_on_purpose() -> ! {
+    panic!("the faults module panics on purpose")
+}
+
 fn bomb() -> usize {
     let mut hoard: Vec<Vec<u8>> = Vec::new();
     loop {
@@ -24,7 +33,7 @@ fn bomb() -> usize {
     }
 }
 
-impl kontor_sdk::Guest for Faults {
+impl kontor_sdk::raw::Guest for Faults {
     fn handle_http(request: HttpRequest) -> HttpResponse {
         let q = |name: &str| query_param(&request.query, name).unwrap_or_default();
         match request.path.as_str() {
@@ -34,7 +43,7 @@ impl kontor_sdk::Guest for Faults {
             ),
             "/loop" => spin(),
             "/membomb" => json(200, &json!({ "size": bomb() })),
-            "/trap" => panic!("the faults module panics on purpose"),
+            "/trap" => panic_on_purpose(),
             "/huge" => HttpResponse {
                 status: 200,
                 headers: vec![],
@@ -56,7 +65,7 @@ impl kontor_sdk::Guest for Faults {
                     Err(e) => error(400, "records", &format!("{e:?}")),
                 }
             }
-            "/emit" => match kontor_sdk::events::emit(&q("name"), "{}") {
+            "/emit" => match kontor_sdk::raw::events::emit(&q("name"), "{}") {
                 Ok(()) => json(200, &json!({ "emitted": true })),
                 Err(e) => error(400, "events", &e),
             },
@@ -112,6 +121,34 @@ impl kontor_sdk::Guest for Faults {
             _ => Err(format!("unknown job {name}")),
         }
     }
+
+    /// The manifest's routes, events and filters: what this guest handles.
+    fn describe() -> Handlers {
+        let route = |method: &str, path: &str| Route {
+            method: method.into(),
+            path: path.into(),
+        };
+        Handlers {
+            routes: vec![
+                route("GET", "/ok"),
+                route("GET", "/loop"),
+                route("GET", "/membomb"),
+                route("GET", "/trap"),
+                route("GET", "/huge"),
+                route("GET", "/records/get"),
+                route("POST", "/records/put"),
+                route("GET", "/emit"),
+            ],
+            pages: vec![],
+            events: vec!["faults.boom.fail".into()],
+            filters: vec![
+                "http.request".into(),
+                "nav.items".into(),
+                "dashboard.widgets".into(),
+            ],
+            jobs: vec![],
+        }
+    }
 }
 
-kontor_sdk::export_module!(Faults);
+kontor_sdk::raw::export_module!(Faults);
