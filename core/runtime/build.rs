@@ -77,6 +77,7 @@ fn main() {
         ("kontor_module_hello", "hello"),
         ("kontor_test_faults", "faults"),
         ("kontor_test_caps", "caps"),
+        ("kontor_test_fetch", "fetch"),
     ] {
         let wasm = artifacts.join(format!("{crate_name}.wasm"));
         assert!(

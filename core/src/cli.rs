@@ -74,6 +74,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::subscriptions::cli::SubscriptionCommand,
     },
+    /// Write a backup archive: a consistent database snapshot, the license,
+    /// the encrypted module secrets and the config (secrets only if asked).
+    Backup(crate::backup::cli::BackupArgs),
+    /// Restore a backup archive into the configured database (server stopped).
+    Restore(crate::backup::cli::RestoreArgs),
 }
 
 /// `kontor license ...`
@@ -279,7 +284,17 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, config)) {
+    let result = match cli.command {
+        Command::Backup(args) => runtime.block_on(crate::backup::cli::backup(
+            &config,
+            cli.config.as_deref(),
+            args,
+            SystemClock.now_ms(),
+        )),
+        Command::Restore(args) => runtime.block_on(crate::backup::cli::restore(&config, args)),
+        command => runtime.block_on(run(command, config)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kontor: {e:#}");
@@ -418,6 +433,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let db = open_db(&config).await?;
             crate::subscriptions::cli::subscription(&db, &config, clock.as_ref(), command).await
         }
+        // Handled in `main`, which knows the config file's path.
+        Command::Backup(_) | Command::Restore(_) => Ok(()),
     }
 }
 
@@ -476,6 +493,24 @@ async fn serve(db: Db, config: Config, clock: SharedClock) -> anyhow::Result<()>
     let subscription_policy = crate::subscriptions::Policy::from_config(&config);
     let database_url = config.database_url.clone();
     let state = AppState::new(db.clone(), config, clock.clone())?;
+    // A first start without any user: the browser wizard needs this token,
+    // shown only here, so nobody else on the network claims the install.
+    if crate::web::ui::setup::needs_setup(&state)
+        .await
+        .unwrap_or(false)
+    {
+        let base = state
+            .config()
+            .public_url
+            .as_ref()
+            .map(|u| u.to_string())
+            .unwrap_or_else(|| format!("http://{}/", state.config().listen));
+        let _ = writeln!(
+            std::io::stdout(),
+            "\n  Kontor has no administrator yet. Set it up at\n  {base}setup?token={}\n  (or run kontor-install). The wizard closes once an administrator exists.\n",
+            crate::web::ui::setup::issue_token()
+        );
+    }
     let modules = state.modules().clone();
     crate::modules::registry::load_enabled(&db, &modules).await?;
     crate::modules::registry::sync_bundled(&db, &modules, mode, clock.now_ms()).await?;
@@ -493,15 +528,26 @@ async fn serve(db: Db, config: Config, clock: SharedClock) -> anyhow::Result<()>
         let _ = rx.changed().await;
     };
     let license_clock = (mode == Mode::SelfHosted).then(|| {
-        tokio::spawn(licensing.keep_recording_time(
+        tokio::spawn(licensing.clone().keep_recording_time(
             db.clone(),
             clock.clone(),
             stopped(stop_rx.clone()),
         ))
     });
+    // Self-hosted: one e-mail a day to the admins while the license needs
+    // attention (the job queue delivers it, so a worker must run somewhere).
+    let license_reminders = (mode == Mode::SelfHosted).then(|| {
+        tokio::spawn(crate::license::reminders::run(
+            db.clone(),
+            licensing.clone(),
+            state.mailer().clone(),
+            state.config().public_url.clone(),
+            clock.clone(),
+            stopped(stop_rx.clone()),
+        ))
+    });
     let workers = run_worker.then(|| {
-        let mut handlers = crate::jobs::worker::Handlers::core(db.clone(), clock.clone());
-        crate::modules::jobs::register(&mut handlers, modules.clone(), db.clone(), clock.clone());
+        let handlers = state.job_handlers();
         let worker = tokio::spawn(crate::jobs::worker::run(
             db.clone(),
             clock.clone(),
@@ -545,6 +591,9 @@ async fn serve(db: Db, config: Config, clock: SharedClock) -> anyhow::Result<()>
     }
     if let Some(license_clock) = license_clock {
         let _ = license_clock.await;
+    }
+    if let Some(reminders) = license_reminders {
+        let _ = reminders.await;
     }
     if let Some(sweep) = subscription_sweep {
         let _ = sweep.await;

@@ -65,6 +65,9 @@ pub struct Config {
     /// SaaS: days a past-due subscription keeps its modules working before
     /// they go read-only.
     pub payment_grace_days: i64,
+    /// The SMTP relay Kontor sends e-mail through (`smtp_*`, `mail_from`);
+    /// none: nothing is sent, and queued mail fails visibly in the e-mail log.
+    pub smtp: Option<crate::mail::SmtpSettings>,
 }
 
 /// A configuration value that is not acceptable.
@@ -108,6 +111,12 @@ struct FileConfig {
     payment_webhook_secret: Option<String>,
     operator_token: Option<String>,
     payment_grace_days: Option<i64>,
+    smtp_host: Option<String>,
+    smtp_port: Option<u16>,
+    smtp_tls: Option<String>,
+    smtp_username: Option<String>,
+    smtp_password: Option<String>,
+    mail_from: Option<String>,
 }
 
 impl Config {
@@ -278,7 +287,58 @@ impl Config {
             None => crate::subscriptions::access::DEFAULT_GRACE_DAYS,
         };
 
+        let smtp = match pick("smtp_host", fc.smtp_host) {
+            Some((_, host)) if host.trim().is_empty() => None,
+            Some((_, host)) => {
+                let tls = match pick("smtp_tls", fc.smtp_tls) {
+                    Some(kv) => crate::mail::SmtpTls::parse(&kv.1)
+                        .ok_or_else(|| invalid(kv, "expected `none`, `starttls` or `tls`"))?,
+                    None => crate::mail::SmtpTls::StartTls,
+                };
+                let port = match pick("smtp_port", fc.smtp_port.map(|p| p.to_string())) {
+                    Some(kv) => {
+                        kv.1.parse::<u16>()
+                            .ok()
+                            .filter(|p| *p > 0)
+                            .ok_or_else(|| invalid(kv, "expected a port number, e.g. 587"))?
+                    }
+                    None => tls.default_port(),
+                };
+                let from = match pick("mail_from", fc.mail_from) {
+                    Some(kv) => crate::mail::parse_mailbox(&kv.1).map_err(|m| invalid(kv, &m))?,
+                    None => {
+                        return Err(invalid(
+                            ("mail_from".into(), String::new()),
+                            "required with smtp_host: the sender address, e.g. \"Example Hosting <billing@example.com>\"",
+                        ))
+                    }
+                };
+                let username = pick("smtp_username", fc.smtp_username)
+                    .map(|(_, v)| v)
+                    .filter(|v| !v.is_empty());
+                // A password: an error never repeats it.
+                let password = pick("smtp_password", fc.smtp_password)
+                    .map(|(_, v)| crate::mail::SmtpPassword::new(v));
+                if username.is_some() != password.is_some() {
+                    return Err(invalid(
+                        ("smtp_username".into(), username.clone().unwrap_or_default()),
+                        "smtp_username and smtp_password go together: set both or neither",
+                    ));
+                }
+                Some(crate::mail::SmtpSettings {
+                    host,
+                    port,
+                    tls,
+                    username,
+                    password,
+                    from,
+                })
+            }
+            None => None,
+        };
+
         Ok(Config {
+            smtp,
             database_url,
             data_dir,
             listen,
@@ -333,6 +393,75 @@ mod tests {
         ] {
             let err = Config::from_sources(None, &env(&[(key, value)])).unwrap_err();
             assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn smtp_settings_are_validated_by_key_and_the_password_never_shown() {
+        let c = Config::from_sources(None, &env(&[])).unwrap();
+        assert!(c.smtp.is_none(), "no relay unless configured");
+        let c = Config::from_sources(
+            None,
+            &env(&[
+                ("KONTOR_SMTP_HOST", "mail.example.com"),
+                ("KONTOR_SMTP_USERNAME", "kontor"),
+                ("KONTOR_SMTP_PASSWORD", "relay-pass-123"),
+                ("KONTOR_MAIL_FROM", "Example <billing@example.com>"),
+            ]),
+        )
+        .unwrap();
+        let smtp = c.smtp.as_ref().unwrap();
+        assert_eq!((smtp.port, smtp.tls), (587, crate::mail::SmtpTls::StartTls));
+        assert!(!format!("{c:?}").contains("relay-pass-123"));
+        let tls = Config::from_sources(
+            None,
+            &env(&[
+                ("KONTOR_SMTP_HOST", "mail.example.com"),
+                ("KONTOR_SMTP_TLS", "tls"),
+                ("KONTOR_MAIL_FROM", "billing@example.com"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(tls.smtp.unwrap().port, 465);
+        for (pairs, key) in [
+            (vec![("KONTOR_SMTP_HOST", "h")], "mail_from"),
+            (
+                vec![
+                    ("KONTOR_SMTP_HOST", "h"),
+                    ("KONTOR_MAIL_FROM", "not an address"),
+                ],
+                "KONTOR_MAIL_FROM",
+            ),
+            (
+                vec![
+                    ("KONTOR_SMTP_HOST", "h"),
+                    ("KONTOR_MAIL_FROM", "a@b.c"),
+                    ("KONTOR_SMTP_TLS", "ssl"),
+                ],
+                "KONTOR_SMTP_TLS",
+            ),
+            (
+                vec![
+                    ("KONTOR_SMTP_HOST", "h"),
+                    ("KONTOR_MAIL_FROM", "a@b.c"),
+                    ("KONTOR_SMTP_PORT", "0"),
+                ],
+                "KONTOR_SMTP_PORT",
+            ),
+            (
+                vec![
+                    ("KONTOR_SMTP_HOST", "h"),
+                    ("KONTOR_MAIL_FROM", "a@b.c"),
+                    ("KONTOR_SMTP_PASSWORD", "only-a-pass"),
+                ],
+                "smtp_username",
+            ),
+        ] {
+            let err = Config::from_sources(None, &env(&pairs))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{pairs:?}: {err}");
+            assert!(!err.contains("only-a-pass"), "{err}");
         }
     }
 

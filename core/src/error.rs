@@ -90,6 +90,10 @@ error_codes! {
     ModulePackageRefused => ("module_package_refused", UNPROCESSABLE_ENTITY),
     /// A module with this id and version is already installed.
     ModuleAlreadyInstalled => ("module_already_installed", CONFLICT),
+    /// No SMTP relay is configured (`smtp_host`, `mail_from`).
+    MailNotConfigured => ("mail_not_configured", SERVICE_UNAVAILABLE),
+    /// The SMTP relay could not be reached or refused the message; the message says what it answered.
+    MailFailed => ("mail_failed", BAD_GATEWAY),
     /// Something failed inside the server; the id is in the log.
     Internal => ("internal", INTERNAL_SERVER_ERROR),
     /// A dependency (the database) is not available right now.

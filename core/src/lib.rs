@@ -8,6 +8,8 @@
 pub mod audit;
 /// Tenants, users and the role → permission map; login, sessions and API tokens.
 pub mod auth;
+/// `kontor backup` / `kontor restore`: a consistent snapshot of the database, license, secrets and config, and putting it back.
+pub mod backup;
 /// Read caches with a time to live: per tenant (entitlements, settings) and per installation (license status).
 pub mod cache;
 /// Command-line interface of the `kontor` binary (serve, demo, migrate, admin, tenant).
@@ -30,6 +32,8 @@ pub mod ids;
 pub mod jobs;
 /// Signed offline licenses: the file format, verification, trial and expiry states, limits, and the licensing a running server applies.
 pub mod license;
+/// E-mail: the SMTP relay, the outbox with its log, and message templates.
+pub mod mail;
 /// Modules: manifests, packages, the registry, and their place in the host.
 pub mod modules;
 /// Per-tenant and global settings.

@@ -3,18 +3,24 @@
 //!
 //! Every method works on the tenant and module the host bound when it
 //! created the value; none takes a tenant. Whether the module may use a
-//! capability at all (`secrets`, `crm`) is the implementation's decision,
-//! made per call; the runtime links every interface, so a module that asks
+//! capability at all (`secrets`, `crm`, outbound `http`) is the
+//! implementation's decision, made per call; the runtime links every
+//! interface (`wasi:http` too), so a module that asks
 //! for something it was not granted gets an error it can report, never a
 //! linker failure. The types here are independent
 //! of the contract version: each [`crate::api`] version converts its own
 //! generated types to and from these, so the host implements them once.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 pub mod crm;
+pub mod http;
+pub(crate) mod http_send;
 
 pub use crm::{Contact, CrmError, Customer, CustomerPage, CustomerQuery, TimelineEntry, User};
+pub use http::{HostPattern, OutboundLimits, OutboundPolicy};
 
 /// Log level of a guest log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +63,8 @@ pub enum RecordError {
     Invalid(String),
     /// The quota is used up.
     QuotaExceeded(String),
+    /// The module is read-only for the tenant: writes are refused.
+    ReadOnly(String),
     /// The host failed.
     Internal(String),
 }
@@ -185,6 +193,44 @@ pub trait Capabilities: Send + Sync {
     async fn crm_add_timeline_entry(&self, entry: TimelineEntry) -> Result<String, CrmError>;
     /// Add a note to a customer; its id.
     async fn crm_add_note(&self, customer_id: &str, body: &str) -> Result<String, CrmError>;
+    /// The outbound HTTP policy of the call (`http` capability), asked
+    /// before every `wasi:http` request; `Err` refuses the request with that
+    /// reason. By default a call sends nothing.
+    async fn outbound_http(&self) -> Result<Arc<OutboundPolicy>, String> {
+        Err("no outbound HTTP in this call".into())
+    }
+    /// Queue an e-mail from one of the module's templates (`notify`
+    /// capability); its Message-ID. By default a call sends nothing.
+    async fn notify_send(&self, email: Email) -> Result<String, NotifyError> {
+        let _ = email;
+        Err(NotifyError::Denied("no e-mail in this call".into()))
+    }
+}
+
+/// An e-mail a module asks the host to send (`notify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    /// Recipient addresses.
+    pub to: Vec<String>,
+    /// A template the manifest declares.
+    pub template: String,
+    /// JSON object: the template's variables.
+    pub data: String,
+    /// Where replies go.
+    pub reply_to: Option<String>,
+    /// The Message-ID this message answers.
+    pub in_reply_to: Option<String>,
+}
+
+/// Why an e-mail was not queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyError {
+    /// Capability not declared or not accepted.
+    Denied(String),
+    /// Bad input; the message names it.
+    Invalid(String),
+    /// The host failed.
+    Internal(String),
 }
 
 /// Capabilities that refuse everything: for calls that must not touch

@@ -7,7 +7,8 @@
 //!   (`InstancePre`), with its contract version checked before instantiation;
 //! * [`api`] — the contract versions this host serves, one binding module each;
 //! * [`host`] — the capabilities a module imports (records, events, log,
-//!   settings, secrets, crm), as a trait the embedding host implements per call;
+//!   settings, secrets, crm, outbound HTTP under a policy), as a trait the
+//!   embedding host implements per call;
 //! * [`call`] — calling an export on a fresh store with a deadline;
 //! * [`error`] — how a call can fail.
 //!

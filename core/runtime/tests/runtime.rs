@@ -243,3 +243,49 @@ fn a_contract_version_the_host_does_not_serve_is_refused_naming_both() {
         CompiledModule::load(&rt, b"not wasm", &VersionReq::parse("^0.1").unwrap()).unwrap_err();
     assert!(matches!(err, LoadError::Invalid(_)));
 }
+
+/// Guest-side crates with native unit tests — the SDK (its router, errors,
+/// doc examples) and the tickets module's SLA engine — run here, so the
+/// workspace's `cargo test` covers them. A cargo of their own, with its own
+/// target dir: the outer cargo holds the lock of the main one.
+#[test]
+fn guest_crates_native_unit_tests_pass() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("guest-native");
+    // (manifest, package): the SDK is tested as part of the guest workspace.
+    let crates = [
+        ("modules/Cargo.toml", Some("kontor-sdk")),
+        ("modules/tickets/Cargo.toml", None),
+    ];
+    for (manifest, package) in crates {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.arg("test")
+            .arg("--quiet")
+            .arg("--manifest-path")
+            .arg(root.join(manifest))
+            .arg("--target-dir")
+            .arg(&target);
+        if let Some(package) = package {
+            cmd.arg("-p").arg(package);
+        }
+        // The outer build's settings must not leak into the guest's.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            let keep = key == "CARGO_HOME" || key == "CARGO_NET_OFFLINE";
+            if (key.starts_with("CARGO_") && !keep)
+                || key.starts_with("RUSTC")
+                || key == "RUSTFLAGS"
+            {
+                cmd.env_remove(&key);
+            }
+        }
+        let out = cmd.output().expect("run cargo test for a guest crate");
+        assert!(
+            out.status.success(),
+            "unit tests of {manifest} {package:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -58,6 +58,8 @@ pub mod file;
 pub mod keys;
 pub mod licensing;
 pub mod payload;
+/// The daily reminder e-mail while the license needs attention.
+pub mod reminders;
 pub mod state;
 pub mod store;
 

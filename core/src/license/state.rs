@@ -146,8 +146,8 @@ impl LicenseState {
         }
     }
 
-    /// Whether admins should see a warning banner (and, once Kontor sends
-    /// one, the daily e-mail) at `now`: in grace, expired, with the clock moved back, and
+    /// Whether admins should see a warning banner (and get the daily
+    /// e-mail, [`super::reminders`]) at `now`: in grace, expired, with the clock moved back, and
     /// in the last [`TRIAL_WARNING_DAYS`] of the trial — not all through
     /// it, or the banner becomes noise nobody reads.
     pub fn needs_attention(&self, now: i64) -> bool {

@@ -1,7 +1,7 @@
 //! The capabilities a module gets in one call, bound to one caller (a user
 //! of a tenant, or the tenant alone) and one module: its own records,
-//! events, settings and log always; secrets and the CRM when its manifest
-//! declares them and an administrator accepted them
+//! events, settings and log always; secrets, the CRM and outbound HTTP
+//! when its manifest declares them and an administrator accepted them
 //! ([`super::capabilities::check`]). Nothing here takes a tenant or module
 //! from the guest.
 
@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use kontor_runtime::host::{
-    BatchOp, Capabilities, Contact, CrmError, Customer, CustomerPage, CustomerQuery, LogLevel,
-    Query, QueryPage, Record, RecordError, TimelineEntry, User,
+    BatchOp, Capabilities, Contact, CrmError, Customer, CustomerPage, CustomerQuery, Email,
+    LogLevel, NotifyError, OutboundPolicy, Query, QueryPage, Record, RecordError, TimelineEntry,
+    User,
 };
 use tokio::sync::OnceCell;
 
@@ -24,6 +25,10 @@ use crate::auth::Principal;
 use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::ids::TenantId;
+
+/// The `tracing` target of every line a module logs (fields `module` and
+/// `tenant`): filter on it to follow modules (`KONTOR_LOG=kontor::module=debug`).
+pub const LOG_TARGET: &str = "kontor::module";
 
 /// On whose behalf a module call runs.
 #[derive(Debug, Clone)]
@@ -56,6 +61,48 @@ impl From<&TenantId> for Caller {
     }
 }
 
+/// A call's caller, and whether the module may change anything in it.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    caller: Caller,
+    /// Set when the module is read-only for the tenant: every write
+    /// (records, sequences, events, CRM entries, e-mail) is refused with it.
+    read_only: Option<String>,
+}
+
+impl CallContext {
+    /// Read-only when `access` is: a module whose license or subscription
+    /// ended shows its data on GET routes and pages, but a GET handler
+    /// cannot write either.
+    pub fn under(mut self, access: &super::entitlements::Access) -> Self {
+        if let super::entitlements::Access::ReadOnly { reason } = access {
+            self.read_only = Some(reason.clone());
+        }
+        self
+    }
+}
+
+impl From<Caller> for CallContext {
+    fn from(caller: Caller) -> Self {
+        CallContext {
+            caller,
+            read_only: None,
+        }
+    }
+}
+
+impl From<&Principal> for CallContext {
+    fn from(p: &Principal) -> Self {
+        Caller::from(p).into()
+    }
+}
+
+impl From<&TenantId> for CallContext {
+    fn from(t: &TenantId) -> Self {
+        Caller::from(t).into()
+    }
+}
+
 /// Capabilities of one call.
 pub struct HostCaps {
     db: Db,
@@ -64,6 +111,10 @@ pub struct HostCaps {
     tenant: TenantId,
     module: Arc<Loaded>,
     secret_keys: Arc<SecretKeys>,
+    /// Why writes are refused in this call, if they are.
+    read_only: Option<String>,
+    /// Sends module e-mail (`notify`).
+    mailer: Option<crate::mail::Mailer>,
     /// What the administrator accepted for the module, read at most once per call.
     accepted: OnceCell<BTreeSet<Capability>>,
 }
@@ -84,8 +135,41 @@ impl HostCaps {
             caller,
             module,
             secret_keys,
+            mailer: None,
+            read_only: None,
             accepted: OnceCell::new(),
         }
+    }
+
+    /// The same capabilities for `context`'s caller, refusing writes when
+    /// it is read-only.
+    pub fn for_context(
+        db: Db,
+        clock: SharedClock,
+        context: CallContext,
+        module: Arc<Loaded>,
+        secret_keys: Arc<SecretKeys>,
+    ) -> Self {
+        let mut caps = HostCaps::new(db, clock, context.caller, module, secret_keys);
+        caps.read_only = context.read_only;
+        caps
+    }
+
+    /// `Err` with why, when the call may not write.
+    fn writable(&self) -> Result<(), String> {
+        match &self.read_only {
+            Some(reason) => Err(format!(
+                "module `{}` is read-only for this tenant, so it cannot change data: {reason}",
+                self.module_id()
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The same capabilities able to send e-mail (`notify`) through `mailer`.
+    pub fn with_mailer(mut self, mailer: crate::mail::Mailer) -> Self {
+        self.mailer = Some(mailer);
+        self
     }
 
     /// `Ok` if the module may use `capability` in this call.
@@ -121,14 +205,19 @@ impl HostCaps {
 
 #[async_trait]
 impl Capabilities for HostCaps {
+    /// A guest's log line goes to the host's log under the target
+    /// [`LOG_TARGET`], with the module id and the tenant of the call (so an
+    /// operator sees whose call logged it, and a test harness can pick its
+    /// own tenant's lines out of a shared log).
     fn log(&self, level: LogLevel, message: &str) {
         let module = self.module.manifest.id.as_str();
+        let tenant = self.tenant.as_str();
         match level {
-            LogLevel::Trace => tracing::trace!(target: "kontor::module", module, "{message}"),
-            LogLevel::Debug => tracing::debug!(target: "kontor::module", module, "{message}"),
-            LogLevel::Info => tracing::info!(target: "kontor::module", module, "{message}"),
-            LogLevel::Warn => tracing::warn!(target: "kontor::module", module, "{message}"),
-            LogLevel::Error => tracing::error!(target: "kontor::module", module, "{message}"),
+            LogLevel::Trace => tracing::trace!(target: LOG_TARGET, module, tenant, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: LOG_TARGET, module, tenant, "{message}"),
+            LogLevel::Info => tracing::info!(target: LOG_TARGET, module, tenant, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: LOG_TARGET, module, tenant, "{message}"),
+            LogLevel::Error => tracing::error!(target: LOG_TARGET, module, tenant, "{message}"),
         }
     }
 
@@ -143,6 +232,7 @@ impl Capabilities for HostCaps {
         data: &str,
         expected_version: Option<u64>,
     ) -> Result<Record, RecordError> {
+        self.writable().map_err(RecordError::ReadOnly)?;
         records::put(
             &self.db,
             &self.scope(),
@@ -161,6 +251,7 @@ impl Capabilities for HostCaps {
         id: &str,
         expected_version: Option<u64>,
     ) -> Result<bool, RecordError> {
+        self.writable().map_err(RecordError::ReadOnly)?;
         records::delete(&self.db, &self.scope(), collection, id, expected_version).await
     }
 
@@ -169,14 +260,17 @@ impl Capabilities for HostCaps {
     }
 
     async fn record_batch(&self, ops: Vec<BatchOp>) -> Result<Vec<Option<Record>>, RecordError> {
+        self.writable().map_err(RecordError::ReadOnly)?;
         records::batch(&self.db, &self.scope(), &ops, self.clock.now_ms()).await
     }
 
     async fn next_sequence(&self, name: &str) -> Result<u64, RecordError> {
+        self.writable().map_err(RecordError::ReadOnly)?;
         records::next_sequence(&self.db, &self.scope(), name).await
     }
 
     async fn emit_event(&self, name: &str, payload: &str) -> Result<(), String> {
+        self.writable()?;
         let valid = !name.is_empty()
             && name.len() <= 64
             && name
@@ -229,6 +323,28 @@ impl Capabilities for HostCaps {
         })
     }
 
+    async fn notify_send(&self, email: Email) -> Result<String, NotifyError> {
+        self.writable().map_err(NotifyError::Denied)?;
+        self.grant(Capability::Notify)
+            .await
+            .map_err(|r| NotifyError::Denied(r.0))?;
+        let Some(mailer) = &self.mailer else {
+            return Err(NotifyError::Denied(format!(
+                "module `{}`: this host sends no e-mail",
+                self.module_id()
+            )));
+        };
+        super::notify::send(
+            &self.db,
+            mailer,
+            &self.tenant,
+            &self.module.manifest,
+            email,
+            self.clock.now_ms(),
+        )
+        .await
+    }
+
     async fn crm_customer(&self, id: &str) -> Result<Option<Customer>, CrmError> {
         let who = self.crm_principal().await?;
         crm_access::customer(&self.db, &who, self.module_id(), id).await
@@ -250,12 +366,14 @@ impl Capabilities for HostCaps {
     }
 
     async fn crm_add_timeline_entry(&self, entry: TimelineEntry) -> Result<String, CrmError> {
+        self.writable().map_err(CrmError::Forbidden)?;
         let who = self.crm_principal().await?;
         crm_access::add_timeline_entry(&self.db, &who, self.module_id(), entry, self.clock.now_ms())
             .await
     }
 
     async fn crm_add_note(&self, customer_id: &str, body: &str) -> Result<String, CrmError> {
+        self.writable().map_err(CrmError::Forbidden)?;
         let who = self.crm_principal().await?;
         crm_access::add_note(
             &self.db,
@@ -266,5 +384,10 @@ impl Capabilities for HostCaps {
             self.clock.now_ms(),
         )
         .await
+    }
+
+    async fn outbound_http(&self) -> Result<Arc<OutboundPolicy>, String> {
+        self.grant(Capability::Http).await.map_err(|r| r.0)?;
+        super::outbound::policy_for_call(&self.db, &self.module.manifest).await
     }
 }

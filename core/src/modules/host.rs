@@ -9,7 +9,7 @@ use kontor_runtime::call::{Event, FilterResult, HttpRequest, HttpResponse, Page}
 use kontor_runtime::{Call, CallError, CompiledModule, Deadlines, Runtime, RuntimeConfig};
 use serde::Serialize;
 
-use super::caps::{Caller, HostCaps};
+use super::caps::{CallContext, Caller, HostCaps};
 use super::manifest::Manifest;
 use super::secret_key::SecretKeys;
 use crate::auth::roles::{PermissionDef, PermissionRegistry};
@@ -75,6 +75,7 @@ pub struct ModuleHost {
     permissions: PermissionRegistry,
     secret_keys: Arc<SecretKeys>,
     licensing: Licensing,
+    mailer: crate::mail::Mailer,
 }
 
 impl std::fmt::Debug for ModuleHost {
@@ -118,6 +119,7 @@ impl ModuleHost {
             permissions,
             secret_keys: Arc::new(SecretKeys::unavailable()),
             licensing: Licensing::saas(),
+            mailer: crate::mail::Mailer::new(None).map_err(Error::internal)?,
         })
     }
 
@@ -137,6 +139,13 @@ impl ModuleHost {
     /// without applies none: entitlement rows alone decide, as in SaaS).
     pub fn with_licensing(mut self, licensing: Licensing) -> ModuleHost {
         self.licensing = licensing;
+        self
+    }
+
+    /// The same host sending module e-mail (`notify`) with `mailer`'s
+    /// sender domain in Message-IDs.
+    pub fn with_mailer(mut self, mailer: crate::mail::Mailer) -> ModuleHost {
+        self.mailer = mailer;
         self
     }
 
@@ -250,19 +259,56 @@ impl ModuleHost {
         list.into_iter().map(|(_, m)| m).collect()
     }
 
+    /// Refuse `loaded` unless its code has a handler for every route, page,
+    /// event, filter and job its manifest declares (its `describe` export,
+    /// called with every capability refused): a package whose manifest
+    /// promises what its code does not do is stopped at install, not found
+    /// out by the first caller.
+    pub async fn check_handlers(&self, loaded: &Arc<Loaded>) -> Result<()> {
+        let call = Call::new(
+            &loaded.compiled,
+            Arc::new(kontor_runtime::host::NoCapabilities),
+            self.deadline(Kind::Filter),
+        );
+        let handlers = call.describe().await.map_err(|e| {
+            Error::new(
+                Code::ModulePackageRefused,
+                format!(
+                    "module {}: its `describe` export failed ({e}); build it with `kontor-module build`",
+                    loaded.manifest.id
+                ),
+            )
+        })?;
+        let check = super::package::check_handlers(&loaded.manifest, &handlers);
+        for warning in &check.undeclared {
+            tracing::warn!(module = %loaded.manifest.id, "{warning}");
+        }
+        if check.missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::new(
+                Code::ModulePackageRefused,
+                check.missing.join("; "),
+            ))
+        }
+    }
+
     /// The clock of the host.
     pub fn clock(&self) -> &SharedClock {
         &self.clock
     }
 
-    fn caps(&self, module: &Arc<Loaded>, caller: Caller) -> Arc<HostCaps> {
-        Arc::new(HostCaps::new(
-            self.db.clone(),
-            self.clock.clone(),
-            caller,
-            module.clone(),
-            self.secret_keys.clone(),
-        ))
+    fn caps(&self, module: &Arc<Loaded>, context: impl Into<CallContext>) -> Arc<HostCaps> {
+        Arc::new(
+            HostCaps::for_context(
+                self.db.clone(),
+                self.clock.clone(),
+                context.into(),
+                module.clone(),
+                self.secret_keys.clone(),
+            )
+            .with_mailer(self.mailer.clone()),
+        )
     }
 
     fn deadline(&self, kind: Kind) -> std::time::Duration {
@@ -310,16 +356,18 @@ impl ModuleHost {
     /// Call a module route on behalf of `caller`: pass the signed-in
     /// [`crate::auth::Principal`], so the module's CRM access is the user's;
     /// a bare tenant makes the call the tenant's own (benchmarks, tools).
+    /// A [`CallContext`] made `under` a read-only access refuses the
+    /// module's writes.
     pub async fn handle_http(
         &self,
         module: &Arc<Loaded>,
-        caller: impl Into<Caller>,
+        caller: impl Into<CallContext>,
         req: HttpRequest,
     ) -> Result<HttpResponse> {
         module.calls.fetch_add(1, Ordering::Relaxed);
         let call = Call::new(
             &module.compiled,
-            self.caps(module, caller.into()),
+            self.caps(module, caller),
             self.deadline(Kind::Http),
         );
         match call.handle_http(req).await {
@@ -332,13 +380,13 @@ impl ModuleHost {
     pub async fn render_page(
         &self,
         module: &Arc<Loaded>,
-        caller: impl Into<Caller>,
+        caller: impl Into<CallContext>,
         req: HttpRequest,
     ) -> Result<std::result::Result<Page, String>> {
         module.calls.fetch_add(1, Ordering::Relaxed);
         let call = Call::new(
             &module.compiled,
-            self.caps(module, caller.into()),
+            self.caps(module, caller),
             self.deadline(Kind::Http),
         );
         match call.render_page(req).await {

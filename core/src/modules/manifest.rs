@@ -46,6 +46,10 @@ pub struct Manifest {
     /// at install; a module gets none it did not declare.
     #[serde(default)]
     pub capabilities: Vec<String>,
+    /// Where the `http` capability may connect, in Spin's syntax
+    /// (`https://*.example.com:8006`); see [`super::outbound`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_outbound_hosts: Vec<String>,
     /// API routes under `/api/v1/{id}`.
     #[serde(default)]
     pub routes: Vec<RouteDecl>,
@@ -70,6 +74,9 @@ pub struct Manifest {
     /// Secrets an administrator sets for it (needs the `secrets` capability).
     #[serde(default)]
     pub secrets: Vec<SecretDecl>,
+    /// E-mail templates it sends through the `notify` capability.
+    #[serde(default)]
+    pub templates: Vec<crate::mail::templates::Template>,
 }
 
 /// A dependency on another module.
@@ -540,6 +547,9 @@ impl Manifest {
                 ));
             }
         }
+        check_templates(&self.templates, &self.capabilities).map_err(|(f, m)| err(f, m))?;
+        super::outbound::check_manifest(&self.allowed_outbound_hosts, &self.capabilities)
+            .map_err(|(f, m)| err(f, m))?;
         let mut settings = BTreeSet::new();
         for (i, s) in self.settings.iter().enumerate() {
             if !valid_setting_key(&s.key) {
@@ -582,6 +592,51 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// `[[templates]]`: declared only with the `notify` capability, each with a
+/// unique name and parts that compile.
+fn check_templates(
+    templates: &[crate::mail::templates::Template],
+    capabilities: &[String],
+) -> Result<(), (String, String)> {
+    use crate::mail::templates::MAX_TEMPLATES;
+    if templates.is_empty() {
+        return Ok(());
+    }
+    if !capabilities
+        .iter()
+        .any(|c| c == Capability::Notify.as_str())
+    {
+        return Err((
+            "templates".into(),
+            "e-mail templates need the capability: add `capabilities = [\"notify\"]`".into(),
+        ));
+    }
+    if templates.len() > MAX_TEMPLATES {
+        return Err((
+            "templates".into(),
+            format!("at most {MAX_TEMPLATES} templates"),
+        ));
+    }
+    let mut names = BTreeSet::new();
+    for (i, t) in templates.iter().enumerate() {
+        if !valid_name(&t.name) {
+            return Err((
+                format!("templates[{i}].name"),
+                "lower-case letters, digits and `_`".into(),
+            ));
+        }
+        if !names.insert(&t.name) {
+            return Err((
+                format!("templates[{i}].name"),
+                format!("`{}` is declared twice", t.name),
+            ));
+        }
+        t.check()
+            .map_err(|(field, message)| (format!("templates[{i}].{field}"), message))?;
+    }
+    Ok(())
 }
 
 fn valid_name(s: &str) -> bool {

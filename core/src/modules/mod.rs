@@ -23,6 +23,11 @@ pub mod host;
 /// Background work: event fan-out, cron scheduling, job handlers.
 pub mod jobs;
 pub mod manifest;
+/// The `notify` capability: module e-mail from manifest templates.
+pub mod notify;
+/// The `http` capability: the manifest's allow-list, the administrator's
+/// outbound settings, and the policy the runtime enforces per request.
+pub mod outbound;
 /// The signed `.kmod` package: pack, sign, and open it safely.
 pub mod package;
 /// The record store behind the `records` import: per tenant × module JSON

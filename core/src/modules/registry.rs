@@ -266,6 +266,7 @@ pub async fn install_accepting(
     // changes nothing, and the old version keeps serving until the new one
     // is committed.
     let compiled = host.compile(manifest.clone(), component)?;
+    host.check_handlers(&compiled).await?;
     let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(component));
     let requested = capabilities::requested(&manifest);
     let accepted: BTreeSet<Capability> = match source {

@@ -47,6 +47,7 @@ struct Inner {
     metrics: metrics::Metrics,
     ui: ui::Ui,
     modules: crate::modules::host::ModuleHost,
+    mailer: crate::mail::Mailer,
 }
 
 impl AppState {
@@ -54,6 +55,8 @@ impl AppState {
     pub fn new(db: Db, config: Config, clock: SharedClock) -> crate::Result<Self> {
         let cache = Some(config.data_dir.join("cache").join("modules"));
         let permissions = PermissionRegistry::default();
+        let mailer = crate::mail::Mailer::new(config.smtp.as_ref())
+            .map_err(|e| crate::Error::Internal(format!("smtp settings: {e}")))?;
         let modules = crate::modules::host::ModuleHost::new(
             db.clone(),
             clock.clone(),
@@ -61,10 +64,12 @@ impl AppState {
             cache,
         )?
         .with_secret_keys(crate::modules::secret_key::SecretKeys::from_config(&config))
-        .with_licensing(crate::license::Licensing::from_config(&config));
+        .with_licensing(crate::license::Licensing::from_config(&config))
+        .with_mailer(mailer.clone());
         Ok(AppState {
             inner: Arc::new(Inner {
                 modules,
+                mailer,
                 db,
                 config,
                 clock,
@@ -111,6 +116,25 @@ impl AppState {
     /// The loaded modules.
     pub fn modules(&self) -> &crate::modules::host::ModuleHost {
         &self.inner.modules
+    }
+    /// The SMTP relay e-mail goes through.
+    pub fn mailer(&self) -> &crate::mail::Mailer {
+        &self.inner.mailer
+    }
+    /// Every job handler of this host: the core's, the mail outbox's and
+    /// the modules'. The worker loop of `kontor serve` runs these.
+    pub fn job_handlers(&self) -> crate::jobs::worker::Handlers {
+        let db = self.db().clone();
+        let clock = self.clock().clone();
+        let mut handlers = crate::jobs::worker::Handlers::core(db.clone(), clock.clone());
+        crate::mail::outbox::register(
+            &mut handlers,
+            db.clone(),
+            clock.clone(),
+            self.mailer().clone(),
+        );
+        crate::modules::jobs::register(&mut handlers, self.modules().clone(), db, clock);
+        handlers
     }
     /// The installation's licensing (the module host's).
     pub fn licensing(&self) -> &crate::license::Licensing {

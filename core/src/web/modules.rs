@@ -5,6 +5,7 @@
 //! HEAD, so its data can be seen and exported; other methods are refused
 //! with `license_expired`.
 
+use crate::modules::caps::CallContext;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -156,7 +157,8 @@ async fn call_route(
         headers,
         body.to_vec(),
     );
-    let res = state.modules().handle_http(&module, &who, req).await?;
+    let context = CallContext::from(&who).under(&access);
+    let res = state.modules().handle_http(&module, context, req).await?;
     let mut response = (
         StatusCode::from_u16(res.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         res.body,

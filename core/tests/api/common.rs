@@ -59,6 +59,8 @@ pub struct TestApp {
     pub owner: Session,
     /// Mode of this host.
     pub mode: Mode,
+    /// The SMTP relay of this host: a sink that records every message.
+    pub mail: Arc<kontor_smtp_sink::SmtpSink>,
 }
 
 /// A logged-in caller.
@@ -123,6 +125,14 @@ impl TestApp {
             "KONTOR_OPERATOR_TOKEN".to_string(),
             OPERATOR_TOKEN.to_string(),
         );
+        let mail = Arc::new(kontor_smtp_sink::SmtpSink::start().expect("smtp sink"));
+        env.insert("KONTOR_SMTP_HOST".to_string(), "127.0.0.1".to_string());
+        env.insert("KONTOR_SMTP_PORT".to_string(), mail.port().to_string());
+        env.insert("KONTOR_SMTP_TLS".to_string(), "none".to_string());
+        env.insert(
+            "KONTOR_MAIL_FROM".to_string(),
+            "Kontor Test <kontor@example.test>".to_string(),
+        );
         let config = Config::from_sources(None, &env).expect("config");
         let clock = Arc::new(ManualClock::new(
             time::macros::datetime!(2026-03-02 09:00 UTC),
@@ -154,6 +164,7 @@ impl TestApp {
                 email: String::new(),
             },
             mode,
+            mail,
         };
         app.owner = app.new_tenant("Tenant A").await;
         app

@@ -730,3 +730,75 @@ both!(
         }
     }
 );
+
+both!(
+    self_hosted,
+    admins_get_one_reminder_e_mail_a_day_while_the_license_needs_attention,
+    |app| {
+        let admin_email = start(&app).await;
+        let owner = app.owner.clone();
+        let remind = || async {
+            kontor::license::reminders::send_if_due(
+                app.state.db(),
+                app.state.licensing(),
+                app.state.mailer(),
+                None,
+                app.state.now_ms(),
+            )
+            .await
+            .unwrap()
+        };
+        // A fresh trial needs no attention yet.
+        assert_eq!(remind().await, None);
+
+        // A license that ran out yesterday: grace, and a reminder.
+        let (code, body) = install(
+            &app,
+            &owner,
+            &license(&app, |p| {
+                p.expires_at = Some(p.issued_at + 86_400_000);
+            }),
+        )
+        .await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        app.clock.advance(Duration::days(2));
+        assert_eq!(status(&app, &owner).await["state"], "grace");
+        assert!(remind().await.is_some());
+        // Once a day, however often the check runs.
+        app.clock.advance(Duration::hours(3));
+        assert_eq!(remind().await, None);
+        drain(&app).await;
+        let received = app.mail.wait_for(1, std::time::Duration::from_secs(10));
+        assert_eq!(received.len(), 1);
+        let m = &received[0];
+        let mut to = m.to.clone();
+        to.sort();
+        let mut expected = vec![owner.email.clone(), admin_email.clone()];
+        expected.sort();
+        assert_eq!(to, expected, "owners and admins, nobody else");
+        let subject = m.subject().unwrap();
+        assert!(subject.contains("read-only on"), "{subject}");
+        assert!(
+            m.text().contains("Install a renewed license"),
+            "{}",
+            m.text()
+        );
+
+        // The next day: the next one.
+        app.clock.advance(Duration::days(1));
+        assert!(remind().await.is_some());
+
+        // A renewed license ends them.
+        let (code, body) = install(&app, &owner, &license(&app, |_| {})).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        app.clock.advance(Duration::days(1));
+        assert_eq!(remind().await, None);
+        drain(&app).await;
+        assert_eq!(
+            app.mail
+                .wait_for(2, std::time::Duration::from_secs(10))
+                .len(),
+            2
+        );
+    }
+);

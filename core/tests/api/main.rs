@@ -8,6 +8,7 @@
 mod common;
 
 mod auth;
+mod backup;
 mod cli;
 mod crm;
 mod errors;
@@ -19,5 +20,6 @@ mod onboarding;
 mod openapi;
 mod ops;
 mod records;
+mod setup;
 mod subscriptions;
 mod ui;

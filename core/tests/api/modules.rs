@@ -2,7 +2,7 @@
 //! `modules/`: install → entitle → route → event → record → job → page,
 //! filters, permissions and entitlement refusals.
 
-use kontor::jobs::worker::{self, Handlers};
+use kontor::jobs::worker;
 use kontor::modules::manifest::Manifest;
 use kontor::modules::registry::{self, Source};
 use kontor::modules::{entitlements, events};
@@ -14,6 +14,10 @@ use crate::common::{assert_error, TestApp};
 
 /// Host capabilities (secrets, crm) and module settings, with the `caps` guest.
 pub mod capabilities;
+/// The `notify` capability and the e-mail log, with the `caps` guest.
+pub mod notify;
+/// Outbound HTTP (`http` capability) with the `fetch` guest and a local server.
+pub mod outbound;
 
 /// Entitle the tenant of `who` to `module_id`.
 pub async fn entitle(app: &TestApp, who: &crate::common::Session, module_id: &str) {
@@ -70,13 +74,7 @@ pub async fn install_faults(app: &TestApp) {
 pub async fn drain(app: &TestApp) {
     let db = app.state.db();
     let clock: kontor::clock::SharedClock = app.clock.clone();
-    let mut handlers = Handlers::core(db.clone(), clock.clone());
-    kontor::modules::jobs::register(
-        &mut handlers,
-        app.state.modules().clone(),
-        db.clone(),
-        clock.clone(),
-    );
+    let handlers = app.state.job_handlers();
     loop {
         let dispatched = events::dispatch(db, app.state.modules(), app.state.now_ms(), 100)
             .await
@@ -902,3 +900,47 @@ both!(a_second_process_follows_module_registry_changes, |app| {
     let _ = stop_tx.send(());
     follower.await.unwrap();
 });
+
+both!(
+    a_package_declaring_a_route_its_code_does_not_handle_is_refused_at_install,
+    |app| {
+        let (text, wasm) = kontor_runtime::bundled::HELLO;
+        let promised =
+            format!("{text}\n[[routes]]\nmethod = \"DELETE\"\npath = \"/greeting/{{id}}\"\n");
+        let manifest = Manifest::parse("module.toml", &promised).unwrap();
+        let candidate = registry::Candidate {
+            manifest: &manifest,
+            component: wasm,
+            source: Source::Bundled,
+            package: None,
+        };
+        let err = registry::install(
+            app.state.db(),
+            app.state.modules(),
+            app.mode,
+            candidate,
+            app.state.now_ms(),
+        )
+        .await
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("module hello")
+                && text.contains("DELETE /greeting/{id}")
+                && text.contains("no handler"),
+            "{text}"
+        );
+        assert!(matches!(
+            err,
+            kontor::Error::Api {
+                code: kontor::error::Code::ModulePackageRefused,
+                ..
+            }
+        ));
+        // Nothing was installed.
+        let installed = registry::list(app.state.db(), app.state.modules())
+            .await
+            .unwrap();
+        assert!(installed.iter().all(|m| m.id != "hello"));
+    }
+);

@@ -17,8 +17,10 @@ use crate::wit::Contract;
 /// The Rust target a Kontor module compiles to.
 pub const TARGET: &str = "wasm32-wasip2";
 
-/// Arguments of `build`; `test` and `dev` take the same ones.
+/// Arguments of `build`; `test` and `dev` take the same ones (flattened,
+/// so no argument group of their own: clap names groups after the type).
 #[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
 pub struct Args {
     /// The module folder (holding `Cargo.toml` and `module.toml`).
     #[arg(long, default_value = ".")]

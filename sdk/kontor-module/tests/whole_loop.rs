@@ -45,6 +45,7 @@ fn shell(program: impl AsRef<std::ffi::OsStr>) -> Command {
         let keep = key == "CARGO"
             || key == "CARGO_HOME"
             || key == "CARGO_NET_OFFLINE"
+            || key == "CARGO_INCREMENTAL"
             || key == "CARGO_REGISTRIES_CRATES_IO_PROTOCOL";
         if (key.starts_with("CARGO_") && !keep)
             || key.starts_with("RUSTC")

@@ -19,13 +19,17 @@ mod bindings {
     });
 }
 
-use bindings::kontor::module::{crm, events, log, records, secrets, settings, types};
+use bindings::kontor::module::{crm, events, log, notify, records, secrets, settings, types};
 pub(crate) use bindings::{Module, ModulePre};
 
-/// A linker with WASI (deny-all context) and this version's imports.
+/// A linker with WASI (deny-all context), `wasi:http` (under the call's
+/// outbound policy) and this version's imports.
 pub(crate) fn linker(engine: &Engine) -> anyhow::Result<Linker<CallState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    // Outbound HTTP: every request goes through the call's policy
+    // (`host::http_send`), refused unless the module may use it.
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     Module::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
     Ok(linker)
 }
@@ -64,6 +68,7 @@ fn error_out(e: host::RecordError) -> records::Error {
         host::RecordError::Conflict(v) => records::Error::Conflict(v),
         host::RecordError::Invalid(m) => records::Error::Invalid(m),
         host::RecordError::QuotaExceeded(m) => records::Error::QuotaExceeded(m),
+        host::RecordError::ReadOnly(m) => records::Error::ReadOnly(m),
         host::RecordError::Internal(m) => records::Error::Internal(m),
     }
 }
@@ -206,6 +211,26 @@ impl settings::Host for CallState {
 impl secrets::Host for CallState {
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<Option<String>, String>> {
         Ok(self.caps.secret(&name).await)
+    }
+}
+
+impl notify::Host for CallState {
+    async fn send(
+        &mut self,
+        email: notify::Email,
+    ) -> wasmtime::Result<Result<String, notify::Error>> {
+        let email = host::Email {
+            to: email.to,
+            template: email.template,
+            data: email.data,
+            reply_to: email.reply_to,
+            in_reply_to: email.in_reply_to,
+        };
+        Ok(self.caps.notify_send(email).await.map_err(|e| match e {
+            host::NotifyError::Denied(m) => notify::Error::Denied(m),
+            host::NotifyError::Invalid(m) => notify::Error::Invalid(m),
+            host::NotifyError::Internal(m) => notify::Error::Internal(m),
+        }))
     }
 }
 
@@ -397,5 +422,15 @@ pub(crate) fn filter_out(f: types::FilterResult) -> call::FilterResult {
         types::FilterResult::Pass => call::FilterResult::Pass,
         types::FilterResult::Modify(p) => call::FilterResult::Modify(p),
         types::FilterResult::Reject(m) => call::FilterResult::Reject(m),
+    }
+}
+
+pub(crate) fn handlers_out(h: types::Handlers) -> call::Handlers {
+    call::Handlers {
+        routes: h.routes.into_iter().map(|r| (r.method, r.path)).collect(),
+        pages: h.pages,
+        events: h.events,
+        filters: h.filters,
+        jobs: h.jobs,
     }
 }

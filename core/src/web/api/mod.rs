@@ -5,6 +5,8 @@ pub mod auth;
 pub mod customers;
 pub mod jobs;
 pub mod license;
+pub mod mail;
+pub mod module_outbound;
 pub mod module_secrets;
 pub mod module_settings;
 pub mod modules;
@@ -27,8 +29,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(customers::router())
         .merge(jobs::router())
         .merge(license::router())
+        .merge(mail::router())
         .merge(settings::router())
         .merge(modules::router())
+        .merge(module_outbound::router())
         .merge(module_secrets::router())
         .merge(module_settings::router())
         .merge(audit::router())

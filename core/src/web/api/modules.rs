@@ -52,7 +52,9 @@ pub(crate) async fn tenant_module(state: &AppState, who: &Principal, id: &str) -
     Ok(manifest)
 }
 
-fn manage(state: &AppState, who: &Principal) -> Result<()> {
+/// Refuse unless `who` manages modules on an install whose modules its
+/// administrators manage (self-hosted).
+pub(crate) fn manage(state: &AppState, who: &Principal) -> Result<()> {
     who.require("modules.manage")?;
     if state.config().mode == Mode::Saas {
         return Err(Error::new(

@@ -24,6 +24,8 @@ pub mod nav;
 mod pages;
 mod render;
 pub mod session;
+/// `/setup`: the first-run wizard, guarded by the setup token `kontor serve` prints.
+pub mod setup;
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -162,6 +164,7 @@ fn tera_error(e: &tera::Error) -> String {
 /// UI routes.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .merge(setup::router())
         .route("/assets/{*path}", get(assets::serve))
         .route("/login", get(pages::login::show).post(pages::login::submit))
         .route(
@@ -191,6 +194,8 @@ pub fn router() -> Router<AppState> {
         )
         .route("/license/upload", post(pages::license::upload))
         .route("/modules", get(pages::module_admin::list))
+        .route("/mail", get(pages::mail::index))
+        .route("/mail/test", post(pages::mail::send_test))
         .route(
             "/modules/{module}/settings",
             get(pages::module_settings::show).post(pages::module_settings::save),

@@ -43,6 +43,7 @@ pub fn core_entries() -> Vec<NavEntry> {
         NavEntry::new("nav.customers", "/customers", Some("customers.read")),
         NavEntry::new("nav.users", "/users", Some("users.read")),
         NavEntry::new("nav.modules", "/modules", Some("modules.manage")),
+        NavEntry::new("nav.mail", "/mail", Some("audit.read")),
     ]
 }
 

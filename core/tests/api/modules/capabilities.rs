@@ -883,3 +883,44 @@ mod self_hosted_packages {
         .await;
     }
 }
+
+both!(
+    a_read_only_module_shows_its_data_but_its_get_handlers_cannot_write,
+    |app| {
+        install_caps(&app, &caps_manifest()).await;
+        let owner = app.owner.clone();
+        let (status, res) = get(&app, &owner, "/api/v1/caps/visit").await;
+        assert_eq!((status, res), (StatusCode::OK, json!({ "visit": 1 })));
+
+        let tenant = crate::records::tenant_of(&app, &owner).await;
+        let status_set = kontor::modules::entitlements::set_status(
+            app.state.db(),
+            &tenant,
+            "caps",
+            kontor::modules::entitlements::Status::ReadOnly,
+            app.state.now_ms(),
+        )
+        .await
+        .unwrap();
+        assert!(status_set);
+        // Reading still works...
+        let (status, _) = get(&app, &owner, "/api/v1/caps/customers").await;
+        assert_eq!(status, StatusCode::OK);
+        // ...a GET that writes is refused by the host, naming why.
+        let (status, res) = get(&app, &owner, "/api/v1/caps/visit").await;
+        assert_error(status, &res, 403, "license_expired");
+        assert!(message(&res).contains("read-only"), "{res}");
+        // And the sequence did not move: active again, it continues at 2.
+        kontor::modules::entitlements::set_status(
+            app.state.db(),
+            &tenant,
+            "caps",
+            kontor::modules::entitlements::Status::Active,
+            app.state.now_ms(),
+        )
+        .await
+        .unwrap();
+        let (status, res) = get(&app, &owner, "/api/v1/caps/visit").await;
+        assert_eq!((status, res), (StatusCode::OK, json!({ "visit": 2 })));
+    }
+);

@@ -4,7 +4,10 @@
 //! as an error body, so the tests can read what the module was told.
 
 use kontor_sdk::crm::{self, CustomerQuery};
-use kontor_sdk::{error, json, query_param, Event, FilterResult, HttpRequest, HttpResponse, Page};
+use kontor_sdk::query_param;
+use kontor_sdk::raw::{
+    error, json, Event, FilterResult, Handlers, HttpRequest, HttpResponse, Page, Route,
+};
 use serde_json::json;
 
 struct Caps;
@@ -24,7 +27,7 @@ fn body_text(request: &HttpRequest) -> String {
     String::from_utf8_lossy(&request.body).into_owned()
 }
 
-impl kontor_sdk::Guest for Caps {
+impl kontor_sdk::raw::Guest for Caps {
     fn handle_http(request: HttpRequest) -> HttpResponse {
         let q = |name: &str| query_param(&request.query, name).unwrap_or_default();
         match (request.method.as_str(), request.path.as_str()) {
@@ -104,10 +107,37 @@ impl kontor_sdk::Guest for Caps {
                 Ok(id) => json(200, &json!({ "id": id })),
                 Err(e) => crm_error(e),
             },
+            ("GET", "/visit") => match kontor_sdk::records::next_sequence("visits") {
+                Ok(n) => json(200, &json!({ "visit": n })),
+                Err(kontor_sdk::records::Error::ReadOnly(m)) => error(403, "license_expired", &m),
+                Err(e) => error(500, "records", &e.to_string()),
+            },
             ("GET", "/setting") => {
-                let value = kontor_sdk::settings::get(&q("key"))
+                let value = kontor_sdk::raw::settings::get(&q("key"))
                     .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok());
                 json(200, &json!({ "value": value }))
+            }
+            // E-mail from a template; the notify tests declare the route,
+            // the capability and the template in the manifest they install.
+            ("POST", "/notify") => {
+                let body: serde_json::Value =
+                    serde_json::from_slice(&request.body).unwrap_or_default();
+                let mut email = kontor_sdk::notify::Email::template(
+                    body["template"].as_str().unwrap_or_default(),
+                )
+                .data(&body["data"]);
+                for to in body["to"].as_array().into_iter().flatten() {
+                    email = email.to(to.as_str().unwrap_or_default());
+                }
+                if let Some(parent) = body["in_reply_to"].as_str() {
+                    email = email.in_reply_to(parent);
+                }
+                match email.send() {
+                    Ok(message_id) => json(200, &json!({ "message_id": message_id })),
+                    Err(kontor_sdk::notify::Error::Denied(m)) => error(403, "denied", &m),
+                    Err(kontor_sdk::notify::Error::Invalid(m)) => error(422, "invalid", &m),
+                    Err(kontor_sdk::notify::Error::Internal(m)) => error(500, "internal", &m),
+                }
             }
             _ => error(404, "not_found", "no such route in the caps module"),
         }
@@ -145,6 +175,33 @@ impl kontor_sdk::Guest for Caps {
     fn run_job(name: String) -> Result<(), String> {
         Err(format!("unknown job {name}"))
     }
+
+    /// The manifest's routes, events and filters: what this guest handles.
+    fn describe() -> Handlers {
+        let route = |method: &str, path: &str| Route {
+            method: method.into(),
+            path: path.into(),
+        };
+        Handlers {
+            routes: vec![
+                route("GET", "/secret"),
+                route("POST", "/secret/matches"),
+                route("GET", "/customers"),
+                route("GET", "/customer"),
+                route("GET", "/contacts"),
+                route("GET", "/users"),
+                route("POST", "/timeline"),
+                route("POST", "/note"),
+                route("GET", "/setting"),
+                route("GET", "/visit"),
+                route("POST", "/notify"),
+            ],
+            pages: vec![],
+            events: vec!["customer.created".into()],
+            filters: vec![],
+            jobs: vec![],
+        }
+    }
 }
 
-kontor_sdk::export_module!(Caps);
+kontor_sdk::raw::export_module!(Caps);

@@ -10,6 +10,7 @@ pub(crate) mod dashboard;
 pub(crate) mod guest_csrf;
 pub(crate) mod license;
 pub(crate) mod login;
+pub(crate) mod mail;
 pub(crate) mod module_admin;
 pub(crate) mod module_settings;
 pub(crate) mod modules;

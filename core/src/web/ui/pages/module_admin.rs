@@ -1,6 +1,7 @@
 //! `/modules`: the administrator's list of installed modules — version,
 //! state, what this tenant may do with each (enabled, read-only or denied,
-//! and why), the capabilities it asked for and was granted, its failures —
+//! and why), the capabilities it asked for and was granted (with the hosts
+//! it may reach over HTTP and what an administrator opened), its failures —
 //! with a link to each module's settings.
 
 use axum::extract::State;
@@ -27,6 +28,10 @@ struct Row {
     access_reason: Option<String>,
     capabilities: Vec<String>,
     accepted_capabilities: Vec<String>,
+    /// Where it may connect (`http` capability), and what an administrator
+    /// opened: private addresses and unverified TLS, per host.
+    outbound_hosts: Vec<String>,
+    outbound: crate::modules::outbound::OutboundSettings,
     failures: i64,
     last_error: Option<String>,
     has_settings: bool,
@@ -38,10 +43,14 @@ pub(crate) async fn list(State(state): State<AppState>, user: UiUser) -> Respons
     page.finish(
         async {
             user.principal.require("modules.manage")?;
-            let rows: Vec<Row> = listings(&state, &user.principal)
-                .await?
-                .into_iter()
-                .map(|(l, manifest)| {
+            let mut rows: Vec<Row> = Vec::new();
+            for (l, manifest) in listings(&state, &user.principal).await? {
+                let outbound = if manifest.allowed_outbound_hosts.is_empty() {
+                    Default::default()
+                } else {
+                    crate::modules::outbound::settings(state.db(), &manifest.id).await?
+                };
+                rows.push({
                     let (access, access_reason) = match l.access {
                         Access::Enabled => ("enabled", None),
                         Access::ReadOnly { reason } => ("read_only", Some(reason)),
@@ -58,12 +67,14 @@ pub(crate) async fn list(State(state): State<AppState>, user: UiUser) -> Respons
                         access_reason,
                         capabilities: m.capabilities,
                         accepted_capabilities: m.accepted_capabilities,
+                        outbound_hosts: manifest.allowed_outbound_hosts,
+                        outbound,
                         failures: m.failures,
                         last_error: m.last_error,
                         has_settings: !manifest.settings.is_empty(),
                     }
-                })
-                .collect();
+                });
+            }
             let mut ctx = Context::new();
             ctx.insert("modules", &rows);
             page.render("modules/list.html", ctx)

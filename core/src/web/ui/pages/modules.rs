@@ -41,7 +41,7 @@ async fn render(
         .unwrap_or_else(|| "/".into());
     let who = &user.principal;
     // Pages only read, so a read-only module still shows them.
-    let (module, _) = visible_module(state, who, &module_id).await?;
+    let (module, access) = visible_module(state, who, &module_id).await?;
     let decl = module
         .manifest
         .pages
@@ -64,7 +64,8 @@ async fn render(
         Vec::new(),
         Vec::new(),
     );
-    let rendered = state.modules().render_page(&module, who, req).await?;
+    let context = crate::modules::caps::CallContext::from(who).under(&access);
+    let rendered = state.modules().render_page(&module, context, req).await?;
     let p = rendered.map_err(|m| {
         Error::new(
             Code::ModuleFailed,
