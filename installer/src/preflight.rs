@@ -26,23 +26,7 @@ pub fn data_dir_writable(dir: &Path) -> Option<Problem> {
         "create it and give the user that runs Kontor write access (e.g. `sudo install -d -o kontor -g kontor -m 0750 {}`), or choose another with --data-dir",
         dir.display()
     );
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        return Some(Problem {
-            what: format!("the data dir {} cannot be created: {e}", dir.display()),
-            fix,
-        });
-    }
-    let probe = dir.join(format!(".kontor-install-probe-{}", std::process::id()));
-    match std::fs::write(&probe, b"probe") {
-        Ok(()) => {
-            let _ = std::fs::remove_file(&probe);
-            None
-        }
-        Err(e) => Some(Problem {
-            what: format!("the data dir {} is not writable: {e}", dir.display()),
-            fix,
-        }),
-    }
+    folder_writable(dir, "data dir", fix)
 }
 
 /// The folder of the config file can be written.
@@ -55,9 +39,15 @@ pub fn config_dir_writable(config: &Path) -> Option<Problem> {
         "run the installer as a user who may write {} (e.g. with sudo), or choose another place with --config",
         dir.display()
     );
+    folder_writable(dir, "config folder", fix)
+}
+
+/// `dir` (the `what` of the messages) exists or can be made, and a file
+/// can be written in it; else the problem with `fix`.
+fn folder_writable(dir: &Path, what: &str, fix: String) -> Option<Problem> {
     if let Err(e) = std::fs::create_dir_all(dir) {
         return Some(Problem {
-            what: format!("the config folder {} cannot be created: {e}", dir.display()),
+            what: format!("the {what} {} cannot be created: {e}", dir.display()),
             fix,
         });
     }
@@ -68,7 +58,7 @@ pub fn config_dir_writable(config: &Path) -> Option<Problem> {
             None
         }
         Err(e) => Some(Problem {
-            what: format!("the config folder {} is not writable: {e}", dir.display()),
+            what: format!("the {what} {} is not writable: {e}", dir.display()),
             fix,
         }),
     }

@@ -101,3 +101,65 @@ async fn prepare_schema(base: &str, schema: &str) -> Result<(), sqlx::Error> {
         .await?;
     Ok(())
 }
+
+/// Every row of every table of `db` as sorted text (`column=value|...`),
+/// by table: what backup, restore and upgrade tests compare in full.
+pub async fn dump_tables(
+    db: &Db,
+) -> crate::Result<std::collections::BTreeMap<String, Vec<String>>> {
+    use sqlx::{Column, Row};
+    let tables: Vec<String> = match db.backend() {
+        Backend::Sqlite => sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .fetch_all(db.pool())
+        .await?,
+        Backend::Postgres => sqlx::query_scalar(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename",
+        )
+        .fetch_all(db.pool())
+        .await?,
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for table in tables {
+        // The migrations table's timestamp is a type the `Any` driver cannot
+        // read; its other columns say everything.
+        let columns = if table == "_sqlx_migrations" {
+            "version, description, CAST(success AS INTEGER) AS success, checksum"
+        } else {
+            "*"
+        };
+        let rows = sqlx::query(&format!("SELECT {columns} FROM \"{table}\""))
+            .fetch_all(db.pool())
+            .await?;
+        let mut lines = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut cells = Vec::with_capacity(row.columns().len());
+            for (i, column) in row.columns().iter().enumerate() {
+                let name = column.name();
+                let value = if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
+                    format!("{v:?}")
+                } else if let Ok(v) = row.try_get::<Option<String>, _>(i) {
+                    format!("{v:?}")
+                } else if let Ok(v) = row.try_get::<Option<f64>, _>(i) {
+                    format!("{v:?}")
+                } else if let Ok(v) = row.try_get::<Option<bool>, _>(i) {
+                    format!("{v:?}")
+                } else if let Ok(v) = row.try_get::<Option<Vec<u8>>, _>(i) {
+                    format!("{v:?}")
+                } else if let Ok(v) = row.try_get::<Option<i32>, _>(i) {
+                    format!("{v:?}")
+                } else {
+                    return Err(crate::Error::Internal(format!(
+                        "{table}.{name}: no comparable type"
+                    )));
+                };
+                cells.push(format!("{name}={value}"));
+            }
+            lines.push(cells.join("|"));
+        }
+        lines.sort();
+        out.insert(table, lines);
+    }
+    Ok(out)
+}

@@ -12,66 +12,13 @@ use kontor::license::{Edition, LicensePayload, Licensee, Limits, ModuleGrant};
 use kontor::modules::manifest::CollectionDecl;
 use kontor::modules::records::{self, Quota, RecordScope};
 use serde_json::json;
-use sqlx::{Column, Row};
 
 use crate::both;
 
 /// Every row of every table as sorted text.
 async fn dump(url: &str) -> BTreeMap<String, Vec<String>> {
     let db = Db::connect(url).await.unwrap();
-    let tables: Vec<String> = match db.backend() {
-        Backend::Sqlite => sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-        )
-        .fetch_all(db.pool())
-        .await
-        .unwrap(),
-        Backend::Postgres => sqlx::query_scalar(
-            "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename",
-        )
-        .fetch_all(db.pool())
-        .await
-        .unwrap(),
-    };
-    let mut out = BTreeMap::new();
-    for table in tables {
-        // The `Any` driver cannot read the migrations table's timestamp.
-        let columns = if table == "_sqlx_migrations" {
-            "version, description, CAST(success AS INTEGER) AS success, checksum"
-        } else {
-            "*"
-        };
-        let rows = sqlx::query(&format!("SELECT {columns} FROM \"{table}\""))
-            .fetch_all(db.pool())
-            .await
-            .unwrap();
-        let mut lines: Vec<String> = rows
-            .iter()
-            .map(|row| {
-                (0..row.columns().len())
-                    .map(|i| {
-                        let name = row.columns()[i].name();
-                        if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
-                            format!("{name}={v:?}")
-                        } else if let Ok(v) = row.try_get::<Option<String>, _>(i) {
-                            format!("{name}={v:?}")
-                        } else if let Ok(v) = row.try_get::<Option<f64>, _>(i) {
-                            format!("{name}={v:?}")
-                        } else if let Ok(v) = row.try_get::<Option<bool>, _>(i) {
-                            format!("{name}={v:?}")
-                        } else if let Ok(v) = row.try_get::<Option<Vec<u8>>, _>(i) {
-                            format!("{name}={v:?}")
-                        } else {
-                            panic!("{table}.{name}: no comparable type")
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("|")
-            })
-            .collect();
-        lines.sort();
-        out.insert(table, lines);
-    }
+    let out = kontor::db::testing::dump_tables(&db).await.unwrap();
     db.close().await;
     out
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use sqlx::{Column, Connection, Row};
+use sqlx::Connection;
 
 /// Which database an installation uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,70 +130,9 @@ impl TestEnv {
 /// Every row of every table of the database at `url`, as sorted text.
 pub async fn dump(url: &str) -> BTreeMap<String, Vec<String>> {
     let db = kontor::db::Db::connect(url).await.unwrap();
-    let tables: Vec<String> = match db.backend() {
-        kontor::db::Backend::Sqlite => sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-        )
-        .fetch_all(db.pool())
-        .await
-        .unwrap(),
-        kontor::db::Backend::Postgres => sqlx::query_scalar(
-            "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename",
-        )
-        .fetch_all(db.pool())
-        .await
-        .unwrap(),
-    };
-    let mut out = BTreeMap::new();
-    for table in tables {
-        // The migrations table's timestamp is a type the `Any` driver cannot
-        // read; its other columns say everything.
-        let columns = if table == "_sqlx_migrations" {
-            "version, description, CAST(success AS INTEGER) AS success, checksum"
-        } else {
-            "*"
-        };
-        let rows = sqlx::query(&format!("SELECT {columns} FROM \"{table}\""))
-            .fetch_all(db.pool())
-            .await
-            .unwrap();
-        let mut lines: Vec<String> = rows
-            .iter()
-            .map(|row| {
-                (0..row.columns().len())
-                    .map(|i| cell(row, i))
-                    .collect::<Vec<_>>()
-                    .join("|")
-            })
-            .collect();
-        lines.sort();
-        out.insert(table, lines);
-    }
+    let out = kontor::db::testing::dump_tables(&db).await.unwrap();
     db.close().await;
     out
-}
-
-fn cell(row: &sqlx::any::AnyRow, i: usize) -> String {
-    let name = row.columns()[i].name().to_string();
-    if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
-        return format!("{name}={v:?}");
-    }
-    if let Ok(v) = row.try_get::<Option<String>, _>(i) {
-        return format!("{name}={v:?}");
-    }
-    if let Ok(v) = row.try_get::<Option<f64>, _>(i) {
-        return format!("{name}={v:?}");
-    }
-    if let Ok(v) = row.try_get::<Option<bool>, _>(i) {
-        return format!("{name}={v:?}");
-    }
-    if let Ok(v) = row.try_get::<Option<Vec<u8>>, _>(i) {
-        return format!("{name}={v:?}");
-    }
-    if let Ok(v) = row.try_get::<Option<i32>, _>(i) {
-        return format!("{name}={v:?}");
-    }
-    panic!("column {name}: no comparable type");
 }
 
 /// The installer binary.
