@@ -133,11 +133,25 @@ impl Db {
     }
 
     /// [`Db::begin`] with sqlx's error type, for code that maps it itself.
+    ///
+    /// Cancel-safe: sqlx's `begin` is not (a future dropped while `BEGIN`
+    /// is under way can hand a connection back to the pool inside a
+    /// transaction nobody will end, and every later borrower of it fails).
+    /// Module calls are cut off at their deadline mid-await, so the `BEGIN`
+    /// runs in a task of its own that always finishes; if nobody waits for
+    /// it any more, the transaction it opened is dropped there, which rolls
+    /// it back properly.
     pub async fn begin_sqlx(&self) -> std::result::Result<Tx, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
-        }
+        let pool = self.pool.clone();
+        let backend = self.backend;
+        tokio::spawn(async move {
+            match backend {
+                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+                Backend::Postgres => pool.begin().await,
+            }
+        })
+        .await
+        .map_err(|e| sqlx::Error::Protocol(format!("starting a transaction failed: {e}")))?
     }
 
     /// ` FOR UPDATE` on PostgreSQL; nothing on SQLite, where a write

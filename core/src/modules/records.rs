@@ -68,11 +68,12 @@ pub struct Quota {
 }
 
 impl Default for Quota {
-    /// 100,000 records per tenant × module and 256 KiB per record: room for
-    /// any CRM add-on, while one runaway module cannot fill the disk.
+    /// 1,000,000 records per tenant × module and 256 KiB per record: room
+    /// for a busy support desk (a ticket is a record plus one per message),
+    /// while one runaway module cannot fill the disk.
     fn default() -> Self {
         Quota {
-            max_records: 100_000,
+            max_records: 1_000_000,
             max_record_bytes: 256 * 1024,
         }
     }
@@ -204,6 +205,32 @@ impl<'a> Collection<'a> {
     }
 }
 
+/// A number slot's value as a parameter. sqlx 0.8's `Any` driver sends a
+/// `NULL` `f64` to PostgreSQL typed `real` (4 bytes) and a present one as
+/// `double precision`; a statement first prepared with a `NULL` there then
+/// refuses every later 8-byte value ("incorrect binary data format"). A
+/// `NULL` `f32` is what it sends as `double precision`, so that is bound
+/// instead: the parameter's type is the same whether or not it is `NULL`.
+struct Real(Option<f64>);
+
+impl<'q> sqlx::Encode<'q, Any> for Real {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Any as sqlx::Database>::ArgumentBuffer<'q>,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        match self.0 {
+            Some(v) => <f64 as sqlx::Encode<'q, Any>>::encode_by_ref(&v, buf),
+            None => <Option<f32> as sqlx::Encode<'q, Any>>::encode_by_ref(&None, buf),
+        }
+    }
+}
+
+impl sqlx::Type<Any> for Real {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <f64 as sqlx::Type<Any>>::type_info()
+    }
+}
+
 /// Values of the slot columns of one record.
 #[derive(Debug, Default)]
 struct Slots {
@@ -253,7 +280,7 @@ impl Binds {
             q = match b {
                 Bind::Text(v) => q.bind(v),
                 Bind::Int(v) => q.bind(v),
-                Bind::Real(v) => q.bind(v),
+                Bind::Real(v) => q.bind(Real(v)),
             };
         }
         q
@@ -444,10 +471,10 @@ async fn put_tx(
                 .bind(s2)
                 .bind(s3)
                 .bind(s4)
-                .bind(n1)
-                .bind(n2)
-                .bind(n3)
-                .bind(n4)
+                .bind(Real(n1))
+                .bind(Real(n2))
+                .bind(Real(n3))
+                .bind(Real(n4))
                 .bind(version)
                 .execute(&mut **tx)
                 .await?;
@@ -482,10 +509,10 @@ async fn put_tx(
                 .bind(s2)
                 .bind(s3)
                 .bind(s4)
-                .bind(n1)
-                .bind(n2)
-                .bind(n3)
-                .bind(n4)
+                .bind(Real(n1))
+                .bind(Real(n2))
+                .bind(Real(n3))
+                .bind(Real(n4))
                 .execute(&mut **tx)
                 .await?;
                 if done.rows_affected() == 1 {
@@ -1088,10 +1115,10 @@ pub async fn reindex_tx(
                     .bind(s2)
                     .bind(s3)
                     .bind(s4)
-                    .bind(n1)
-                    .bind(n2)
-                    .bind(n3)
-                    .bind(n4)
+                    .bind(Real(n1))
+                    .bind(Real(n2))
+                    .bind(Real(n3))
+                    .bind(Real(n4))
                     .execute(&mut **tx)
                     .await?;
                     rewritten += 1;

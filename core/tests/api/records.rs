@@ -1135,3 +1135,77 @@ both!(queries_run_on_the_slot_indexes, |app| {
         }
     }
 });
+
+// A module call is cut off at its deadline wherever it awaits, including
+// inside `BEGIN`: no connection may go back to the pool inside a
+// transaction nobody ends (sqlx's own `begin` is not cancel-safe).
+both!(
+    a_transaction_start_cut_off_anywhere_leaves_the_pool_healthy,
+    |app| {
+        let db = app.state.db();
+        for i in 0..300u64 {
+            let cut = std::time::Duration::from_micros(i % 50);
+            let _ = tokio::time::timeout(cut, db.begin()).await;
+        }
+        // Every connection of the pool still starts, writes and commits.
+        let mut open = Vec::new();
+        for _ in 0..4 {
+            let mut tx = db.begin().await.expect("begin after cut-off begins");
+            sqlx::query("SELECT 1").execute(&mut *tx).await.unwrap();
+            tx.commit().await.expect("commit");
+            open.push(());
+        }
+        let t = tenant_of(&app, &app.owner).await;
+        let cols = collections();
+        let s = scope(&t, "alpha", &cols);
+        let r = records::put(
+            db,
+            &s,
+            "tickets",
+            "after",
+            r#"{"status":"open"}"#,
+            None,
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.version, 1);
+    }
+);
+
+// A number index left empty by one record and filled by the next, in either
+// order, on one connection's prepared statement: both are stored and found
+// (the `NULL` must go to PostgreSQL with the same type as a value).
+both!(an_empty_number_index_then_a_value_are_both_stored, |app| {
+    let db = app.state.db();
+    let t = tenant_of(&app, &app.owner).await;
+    let cols = collections();
+    let s = scope(&t, "alpha", &cols);
+    for i in 0..20 {
+        let data = if i % 2 == 0 {
+            r#"{"status":"open"}"#.to_string()
+        } else {
+            format!(
+                r#"{{"status":"open","priority":{}.5}}"#,
+                1_772_524_800_000i64 + i
+            )
+        };
+        records::put(db, &s, "tickets", &format!("t{i:02}"), &data, None, NOW)
+            .await
+            .unwrap_or_else(|e| panic!("record {i}: {e:?}"));
+    }
+    let q = kontor_runtime::host::Query {
+        collection: "tickets".into(),
+        conditions: vec![kontor_runtime::host::Condition {
+            field: "priority".into(),
+            op: kontor_runtime::host::Op::Gte,
+            value: "0".into(),
+        }],
+        order_by: Some("priority".into()),
+        descending: false,
+        limit: 100,
+        cursor: None,
+    };
+    let page = records::query(db, &s, &q).await.unwrap();
+    assert_eq!(page.records.len(), 10);
+});
