@@ -225,7 +225,7 @@ pub async fn seed(db: &Db, config: &Config, clock: &dyn Clock) -> Result<DemoLog
             reseller_id: (i % 8 == 0).then(|| reseller.id.clone()),
         };
         let created = now - ((50 - i as i64) * 86_400_000 * 7);
-        let id = insert_tx(&mut tx, &tenant_id, &data, None, "demo", created).await?;
+        let id = insert_tx(&mut tx, &tenant_id, &data, None, "core", "demo", created).await?;
         first_customer.get_or_insert_with(|| id.clone());
         for c in 0..(1 + i % 3) {
             let cf = FIRST[(i + c * 5) % FIRST.len()];

@@ -122,8 +122,10 @@ error_codes! {
     LicenseLimitReached => ("license_limit_reached", FORBIDDEN),
     /// Module secrets cannot be stored or read: no usable secret key (config `secret_key` or the key file in the data dir), or a secret sealed with another key.
     SecretKeyUnavailable => ("secret_key_unavailable", INTERNAL_SERVER_ERROR),
-    /// A payment webhook's `Kontor-Signature` is missing, malformed, too old or does not match; `details.reason` says which.
+    /// A payment webhook's or a module hook's `Kontor-Signature` is missing, malformed, too old or does not match; `details.reason` says which.
     WebhookSignatureInvalid => ("webhook_signature_invalid", BAD_REQUEST),
+    /// A module's signed hook cannot be checked: an administrator has not set the module secret that signs it (`details.secret` names it).
+    HookNotConfigured => ("hook_not_configured", SERVICE_UNAVAILABLE),
     /// The subscription is activated by its payment (the payment webhook) or by the operator, not by the tenant.
     PaymentRequired => ("payment_required", PAYMENT_REQUIRED),
     /// Payments are not set up on this server (no `payment_webhook_secret`).

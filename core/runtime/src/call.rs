@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::compiled::{Bindings, CompiledModule};
@@ -193,6 +193,28 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
+/// The guest's `wasi:clocks/wall-clock`: the time the capabilities give
+/// ([`Capabilities::now_ms`]), so a module's `SystemTime::now()` is the
+/// host's clock, the one records, schedules and entitlements use (and tests
+/// move); the machine's clock when they give none.
+struct HostClock(Arc<dyn Capabilities>);
+
+impl HostWallClock for HostClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    fn now(&self) -> Duration {
+        match self.0.now_ms() {
+            // WASI's wall clock has no time before 1970.
+            Some(ms) => Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// One call of a module: its store and deadline.
 pub struct Call<'m> {
     module: &'m CompiledModule,
@@ -211,7 +233,10 @@ impl<'m> Call<'m> {
         // but the context grants nothing: no environment, no files, no
         // sockets, no inherited stdio. Outbound HTTP goes through
         // `wasi:http` only, under the call's policy (`host::http_send`).
-        let wasi = WasiCtx::builder().build();
+        // The wall clock is the host's (`Capabilities::now_ms`).
+        let wasi = WasiCtx::builder()
+            .wall_clock(HostClock(caps.clone()))
+            .build();
         let state = CallState {
             wasi,
             table: ResourceTable::new(),

@@ -19,7 +19,9 @@ pub mod crm;
 pub mod http;
 pub(crate) mod http_send;
 
-pub use crm::{Contact, CrmError, Customer, CustomerPage, CustomerQuery, TimelineEntry, User};
+pub use crm::{
+    Contact, CrmError, Customer, CustomerPage, CustomerQuery, NewCustomer, TimelineEntry, User,
+};
 pub use http::{HostPattern, OutboundLimits, OutboundPolicy};
 
 /// Log level of a guest log line.
@@ -193,6 +195,12 @@ pub trait Capabilities: Send + Sync {
     async fn crm_add_timeline_entry(&self, entry: TimelineEntry) -> Result<String, CrmError>;
     /// Add a note to a customer; its id.
     async fn crm_add_note(&self, customer_id: &str, body: &str) -> Result<String, CrmError>;
+    /// Create a customer (`crm` capability, `customers.write` for a calling
+    /// user). By default a call creates none.
+    async fn crm_create_customer(&self, customer: NewCustomer) -> Result<Customer, CrmError> {
+        let _ = customer;
+        Err(no_crm())
+    }
     /// The outbound HTTP policy of the call (`http` capability), asked
     /// before every `wasi:http` request; `Err` refuses the request with that
     /// reason. By default a call sends nothing.
@@ -204,6 +212,13 @@ pub trait Capabilities: Send + Sync {
     async fn notify_send(&self, email: Email) -> Result<String, NotifyError> {
         let _ = email;
         Err(NotifyError::Denied("no e-mail in this call".into()))
+    }
+    /// Now, as Unix milliseconds: the guest's wall clock
+    /// (`wasi:clocks/wall-clock`, so `SystemTime::now()` in a module), the
+    /// same clock the host stamps records and runs schedules with — tests
+    /// move it. `None` (the default): the machine's clock.
+    fn now_ms(&self) -> Option<i64> {
+        None
     }
 }
 

@@ -6,13 +6,16 @@
 //! * [`sessions`] — browser/API login sessions, stored server-side and revocable;
 //! * [`tokens`] — personal API tokens, shown once and stored hashed;
 //! * [`principal`] — the authenticated caller every handler receives;
-//! * [`rate_limit`] — brute-force protection for login.
+//! * [`rate_limit`] — brute-force protection for login;
+//! * [`signature`] — the `Kontor-Signature` HMAC of machine senders
+//!   (payment webhooks, module hooks).
 
 pub mod password;
 pub mod principal;
 pub mod rate_limit;
 pub mod roles;
 pub mod sessions;
+pub mod signature;
 pub mod tokens;
 pub mod users;
 

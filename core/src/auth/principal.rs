@@ -81,6 +81,13 @@ impl Principal {
         }
     }
 
+    /// Whether this is a portal user (role `customer`): someone of a
+    /// customer, not of the tenant's staff. The staff pages of the UI refuse
+    /// them whatever permissions their role was given.
+    pub fn is_portal_user(&self) -> bool {
+        self.role == Role::Customer
+    }
+
     /// The customers this caller may see.
     pub fn customer_scope(&self) -> CustomerScope {
         match self.role {

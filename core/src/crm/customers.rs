@@ -483,13 +483,16 @@ fn email_conflict(e: sqlx::Error) -> Error {
     )
 }
 
-/// Insert a validated customer inside `tx`; used by the API, CSV import and demo.
+/// Insert a validated customer inside `tx`; used by the API, CSV import,
+/// demo and modules. `via` says how it came (`api`, `demo`, `module`);
+/// `source` is the timeline's (`core`, or the module that created it).
 pub async fn insert_tx(
     tx: &mut Tx,
     tenant: &TenantId,
     data: &CustomerData,
     actor: Option<&str>,
     source: &str,
+    via: &str,
     now: i64,
 ) -> Result<CustomerId> {
     let id = CustomerId::generate();
@@ -534,10 +537,10 @@ pub async fn insert_tx(
         tenant,
         &id,
         timeline::Entry {
-            source: "core",
+            source,
             kind: "customer.created",
-            summary: format!("Customer created ({source})"),
-            data: serde_json::json!({ "via": source }),
+            summary: format!("Customer created ({via})"),
+            data: serde_json::json!({ "via": via }),
             actor_id: actor.map(str::to_string),
         },
         now,
@@ -566,6 +569,20 @@ pub async fn create(
     quota: &Quota,
     now: i64,
 ) -> Result<Customer> {
+    create_from(db, who, input, quota, "core", now).await
+}
+
+/// Create a customer on behalf of `source` (`core` or a module id, recorded
+/// on the timeline entry). The actor is `who`'s user; a system caller (a
+/// module in an event, job or signed inbound route) creates it without one.
+pub async fn create_from(
+    db: &Db,
+    who: &Principal,
+    input: &CustomerInput,
+    quota: &Quota,
+    source: &str,
+    now: i64,
+) -> Result<Customer> {
     who.require("customers.write")?;
     let mut data = CustomerData::default().merged(input);
     match who.customer_scope() {
@@ -578,12 +595,14 @@ pub async fn create(
     let mut tx = db.begin().await?;
     quota.check_tx(&mut tx).await?;
     check_reseller(&mut tx, &who.tenant_id, &data.reseller_id).await?;
+    let via = if source == "core" { "api" } else { "module" };
     let id = insert_tx(
         &mut tx,
         &who.tenant_id,
         &data,
-        Some(who.user_id.as_str()),
-        "api",
+        who.user().map(|u| u.as_str()),
+        source,
+        via,
         now,
     )
     .await?;

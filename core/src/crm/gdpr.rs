@@ -156,6 +156,16 @@ pub async fn erase(db: &Db, who: &Principal, id: &CustomerId, now: i64) -> Resul
         .await?;
         crate::auth::sessions::revoke_all_for_user(&mut tx, &who.tenant_id, &uid, now).await?;
     }
+    // Modules holding personal data of the customer (tickets, invoices)
+    // anonymise theirs on this, as the core did above.
+    crate::modules::events::publish_tx(
+        &mut tx,
+        &who.tenant_id,
+        "customer.erased",
+        &serde_json::json!({ "id": id.as_str() }),
+        now,
+    )
+    .await?;
     audit::record_tx(
         &mut tx,
         &audit::AuditEvent::new("customer.erased")

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use kontor_runtime::host::{
     BatchOp, Capabilities, Contact, CrmError, Customer, CustomerPage, CustomerQuery, Email,
-    LogLevel, NotifyError, OutboundPolicy, Query, QueryPage, Record, RecordError, TimelineEntry,
-    User,
+    LogLevel, NewCustomer, NotifyError, OutboundPolicy, Query, QueryPage, Record, RecordError,
+    TimelineEntry, User,
 };
 use tokio::sync::OnceCell;
 
@@ -115,6 +115,9 @@ pub struct HostCaps {
     read_only: Option<String>,
     /// Sends module e-mail (`notify`).
     mailer: Option<crate::mail::Mailer>,
+    /// The host the call runs in: its `customer.before_save` filters and
+    /// licensing apply to a customer the module creates.
+    host: Option<super::host::ModuleHost>,
     /// What the administrator accepted for the module, read at most once per call.
     accepted: OnceCell<BTreeSet<Capability>>,
 }
@@ -136,6 +139,7 @@ impl HostCaps {
             module,
             secret_keys,
             mailer: None,
+            host: None,
             read_only: None,
             accepted: OnceCell::new(),
         }
@@ -169,6 +173,13 @@ impl HostCaps {
     /// The same capabilities able to send e-mail (`notify`) through `mailer`.
     pub fn with_mailer(mut self, mailer: crate::mail::Mailer) -> Self {
         self.mailer = Some(mailer);
+        self
+    }
+
+    /// The same capabilities able to create customers under `host`'s
+    /// filters and licensing.
+    pub fn with_host(mut self, host: super::host::ModuleHost) -> Self {
+        self.host = Some(host);
         self
     }
 
@@ -386,8 +397,33 @@ impl Capabilities for HostCaps {
         .await
     }
 
+    async fn crm_create_customer(&self, customer: NewCustomer) -> Result<Customer, CrmError> {
+        self.writable().map_err(CrmError::Forbidden)?;
+        let who = self.crm_principal().await?;
+        let Some(host) = &self.host else {
+            return Err(CrmError::Denied(format!(
+                "module `{}`: this host creates no customers",
+                self.module_id()
+            )));
+        };
+        crm_access::create_customer(
+            &self.db,
+            host,
+            &who,
+            self.module_id(),
+            customer,
+            self.clock.now_ms(),
+        )
+        .await
+    }
+
     async fn outbound_http(&self) -> Result<Arc<OutboundPolicy>, String> {
         self.grant(Capability::Http).await.map_err(|r| r.0)?;
         super::outbound::policy_for_call(&self.db, &self.module.manifest).await
+    }
+
+    /// The module's `SystemTime::now()` is the host's clock.
+    fn now_ms(&self) -> Option<i64> {
+        Some(self.clock.now_ms())
     }
 }

@@ -5,12 +5,13 @@
 //! customers, a portal user their own record, nobody another tenant's. With
 //! no user (events, jobs, filters) the module acts as the tenant's system
 //! principal ([`system_principal`]), which reads every customer of the
-//! tenant and writes notes without an author. Errors reach the guest with a
+//! tenant and writes notes and customers without an author or actor: the
+//! timeline names the module as their source. Errors reach the guest with a
 //! kind it can act on; database failures are logged here with an id, never
 //! handed to the module.
 
 use kontor_runtime::host::{
-    Contact, CrmError, Customer, CustomerPage, CustomerQuery, TimelineEntry, User,
+    Contact, CrmError, Customer, CustomerPage, CustomerQuery, NewCustomer, TimelineEntry, User,
 };
 use serde_json::Value;
 
@@ -19,11 +20,14 @@ use crate::crm::{contacts, customers, notes, timeline};
 use crate::db::Db;
 use crate::error::{Code, Error};
 use crate::ids::{CustomerId, TenantId};
+use crate::license::LimitKind;
+
+use super::host::ModuleHost;
 
 /// What a module may do for the tenant when no user called it: read
-/// customers (with contacts) and users, write timeline entries and notes.
-/// Nothing else: deleting, exporting or changing customers is not part of
-/// the capability.
+/// customers (with contacts) and users, create customers, write timeline
+/// entries and notes. Nothing else: deleting, exporting or changing
+/// customers is not part of the capability.
 pub const SYSTEM_PERMISSIONS: &[&str] = &["customers.read", "customers.write", "users.read"];
 
 /// The principal of a module running for `tenant` with no user.
@@ -39,9 +43,11 @@ pub fn system_principal(tenant: &TenantId, module_id: &str) -> Principal {
 fn error_out(module_id: &str, e: Error) -> CrmError {
     let message = e.to_string();
     match e.code() {
-        Code::Forbidden => CrmError::Forbidden(message),
+        Code::Forbidden | Code::LicenseLimitReached => CrmError::Forbidden(message),
         Code::NotFound => CrmError::NotFound(message),
         Code::ValidationFailed | Code::InvalidBody | Code::BadRequest => CrmError::Invalid(message),
+        // Named like a validation error, so the module knows which field.
+        Code::EmailTaken => CrmError::Invalid(format!("email: {message}")),
         _ => {
             let error_id = uuid::Uuid::new_v4().simple().to_string();
             tracing::error!(module = %module_id, error_id = %error_id, error = %e, "crm call of a module failed");
@@ -246,6 +252,44 @@ pub async fn add_note(
     .map_err(|e| error_out(module_id, e))
 }
 
+/// Create a customer as `who`, the way the API does: the
+/// `customer.before_save` filters of `host`, the license's customer quota,
+/// the CRM's validation, `customer.created` and a timeline entry with the
+/// module as its source.
+pub async fn create_customer(
+    db: &Db,
+    host: &ModuleHost,
+    who: &Principal,
+    module_id: &str,
+    new: NewCustomer,
+    now: i64,
+) -> Result<Customer, CrmError> {
+    let input = customers::CustomerInput {
+        company: Some(new.company),
+        contact_name: Some(new.contact_name),
+        email: Some(new.email),
+        phone: Some(new.phone),
+        tags: Some(new.tags),
+        ..Default::default()
+    };
+    let created = async {
+        // Refused before the filters see anything the caller may not write.
+        who.require("customers.write")?;
+        let input =
+            super::filters::customer_before_save(db, host, &who.tenant_id, None, input, now)
+                .await?;
+        let quota = host
+            .licensing()
+            .quota(db, LimitKind::Customers, now)
+            .await?;
+        customers::create_from(db, who, &input, &quota, module_id, now).await
+    };
+    created
+        .await
+        .map(customer_out)
+        .map_err(|e| error_out(module_id, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +321,6 @@ mod tests {
         let p = system_principal(&TenantId::from_trusted("t"), "billing");
         assert!(p.is_system() && p.user().is_none());
         assert!(p.can("customers.read") && !p.can("customers.delete"));
+        assert!(p.can("customers.write"), "what creating a customer needs");
     }
 }

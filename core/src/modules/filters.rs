@@ -14,6 +14,7 @@
 use serde_json::Value;
 
 use super::host::ModuleHost;
+use crate::crm::customers::CustomerInput;
 use crate::db::Db;
 use crate::error::{Code, Error, Result};
 use crate::ids::TenantId;
@@ -24,6 +25,36 @@ pub const FAIL_CLOSED: &[&str] = &["http.request", "auth.login"];
 /// Hooks that only render (navigation links, dashboard cards, customer
 /// tabs): a read-only module still runs them, as it still shows its pages.
 pub const RENDER_HOOKS: &[&str] = &["nav.items", "dashboard.widgets", "customer.tabs"];
+
+/// Run the `customer.before_save` filters on a customer's fields (`id`:
+/// none for a new customer): they may change them or refuse them with a
+/// message for the user. Every path that saves a customer for a caller —
+/// the API, a module's `create-customer` — goes through here.
+pub async fn customer_before_save(
+    db: &Db,
+    host: &ModuleHost,
+    tenant: &TenantId,
+    id: Option<&str>,
+    input: CustomerInput,
+    now: i64,
+) -> Result<CustomerInput> {
+    const HOOK: &str = "customer.before_save";
+    if host.filters(HOOK).is_empty() {
+        return Ok(input);
+    }
+    let mut payload = input.to_json();
+    payload["id"] = serde_json::json!(id);
+    let mut out = run(db, host, tenant, HOOK, payload, now).await?;
+    if let Some(map) = out.as_object_mut() {
+        map.remove("id");
+    }
+    serde_json::from_value(out).map_err(|e| {
+        Error::new(
+            Code::ModuleFailed,
+            format!("a module changed the customer into something invalid: {e}"),
+        )
+    })
+}
 
 /// Run every entitled module's filter for `hook` on `payload`; returns the
 /// payload as the last filter left it, or `validation_failed` with the

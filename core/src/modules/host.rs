@@ -307,7 +307,8 @@ impl ModuleHost {
                 module.clone(),
                 self.secret_keys.clone(),
             )
-            .with_mailer(self.mailer.clone()),
+            .with_mailer(self.mailer.clone())
+            .with_host(self.clone()),
         )
     }
 

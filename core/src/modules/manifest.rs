@@ -117,6 +117,12 @@ pub struct RouteDecl {
     /// Permission the caller needs; none means any signed-in user.
     #[serde(default)]
     pub permission: Option<String>,
+    /// A signed hook instead of a user's route: the name of a secret under
+    /// `[[secrets]]` whose value signs the request (`Kontor-Signature`).
+    /// Served only at `POST /api/v1/hooks/{tenant}/{id}{path}`, with no
+    /// user (see [`crate::web::modules`]); POST only, no `permission`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
 }
 
 /// A page.
@@ -292,6 +298,8 @@ pub const RESERVED_IDS: &[&str] = &[
     "setup",
     "core",
     "kontor",
+    "hooks",
+    "webhooks",
 ];
 
 /// Hooks the core runs.
@@ -425,6 +433,10 @@ impl Manifest {
             }
             check_path(&r.path).map_err(|m| err(format!("routes[{i}].path"), m))?;
             check_permission(format!("routes[{i}].permission"), &r.permission)?;
+            if let Some(secret) = &r.signed_by {
+                check_signed_route(r, secret, &self.secrets)
+                    .map_err(|(f, m)| err(format!("routes[{i}].{f}"), m))?;
+            }
             if !seen_routes.insert((r.method.as_str(), r.path.as_str())) {
                 return Err(err(
                     format!("routes[{i}]"),
@@ -594,6 +606,34 @@ impl Manifest {
     }
 }
 
+/// A route with `signed_by`: a hook with no user, so no permission; POST
+/// only; signed with a secret the module declares.
+fn check_signed_route(
+    route: &RouteDecl,
+    secret: &str,
+    secrets: &[SecretDecl],
+) -> Result<(), (String, String)> {
+    if route.method != "POST" {
+        return Err((
+            "method".into(),
+            "a signed route (`signed_by`) takes POST only".into(),
+        ));
+    }
+    if route.permission.is_some() {
+        return Err((
+            "permission".into(),
+            "a signed route (`signed_by`) has no user to hold a permission: the signature is its check; remove `permission`".into(),
+        ));
+    }
+    if !secrets.iter().any(|s| s.name == secret) {
+        return Err((
+            "signed_by".into(),
+            format!("`{secret}` is not declared under `[[secrets]]`: declare the secret that signs this route (with `capabilities = [\"secrets\"]`)"),
+        ));
+    }
+    Ok(())
+}
+
 /// `[[templates]]`: declared only with the `notify` capability, each with a
 /// unique name and parts that compile.
 fn check_templates(
@@ -747,6 +787,47 @@ mod tests {
             e.message.contains("`root`") && e.message.contains("secrets, crm, http, notify"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn signed_routes_name_a_declared_secret_take_post_only_and_no_permission() {
+        let base = "id = \"demo\"\nname = \"Demo\"\nversion = \"1.0.0\"\npublisher = \"me\"\napi = \"^0.1\"\ncapabilities = [\"secrets\"]\n[[secrets]]\nname = \"gateway\"\n";
+        let route = |extra: &str| {
+            format!("{base}[[routes]]\nmethod = \"POST\"\npath = \"/inbound\"\nsigned_by = \"gateway\"\n{extra}")
+        };
+        let m = Manifest::parse("demo/module.toml", &route("")).unwrap();
+        assert_eq!(m.routes[0].signed_by.as_deref(), Some("gateway"));
+        let stored = toml::to_string(&m).unwrap();
+        assert_eq!(Manifest::parse("stored", &stored).unwrap(), m);
+
+        let cases = [
+            (
+                route("").replace("\"POST\"", "\"PUT\""),
+                "routes[0].method",
+                "POST only",
+            ),
+            (
+                route("permission = \"customers.read\"\n"),
+                "routes[0].permission",
+                "no user",
+            ),
+            (
+                route("").replace("signed_by = \"gateway\"", "signed_by = \"mail\""),
+                "routes[0].signed_by",
+                "`mail` is not declared under `[[secrets]]`",
+            ),
+        ];
+        for (text, key, message) in cases {
+            let e = Manifest::parse("demo/module.toml", &text).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.message.contains(message), "{e}");
+        }
+        let e = Manifest::parse(
+            "demo/module.toml",
+            &base.replace("id = \"demo\"", "id = \"hooks\""),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "id", "the hooks prefix is the core's: {e}");
     }
 
     #[test]

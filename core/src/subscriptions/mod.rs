@@ -10,8 +10,8 @@
 //! * [`sync`] — writing that into `module_entitlements` (source
 //!   `subscription`) in the transaction of the change, and the periodic
 //!   sweep that applies what time alone changes (a trial or a grace that ran out);
-//! * [`signature`] — the `Kontor-Signature` header (Stripe-compatible HMAC-SHA256);
-//! * [`webhook`] — payment events applied once each, by event id;
+//! * [`webhook`] — payment events applied once each, by event id, signed
+//!   with the `Kontor-Signature` header ([`crate::auth::signature`]);
 //! * [`cli`] — `kontor plan ...` and `kontor subscription ...` for the operator.
 //!
 //! Who may do what: plans are the operator's (CLI). A tenant's owner starts
@@ -26,7 +26,6 @@ pub mod access;
 pub mod cli;
 pub mod lifecycle;
 pub mod plans;
-pub mod signature;
 pub mod sync;
 pub mod webhook;
 

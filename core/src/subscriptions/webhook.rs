@@ -28,7 +28,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::lifecycle::{apply_tx, Actor, Change, Scope, Target};
-use super::{signature, Policy, Secret};
+use super::{Policy, Secret};
+use crate::auth::signature;
 use crate::db::Db;
 use crate::error::{Code, Error, Result};
 
@@ -99,7 +100,8 @@ pub async fn receive(
             "payment webhooks are not configured on this server: set KONTOR_PAYMENT_WEBHOOK_SECRET",
         )
     })?;
-    signature::verify(secret, header, body, now)?;
+    signature::verify(secret.expose().as_bytes(), header, body, now)
+        .map_err(|r| r.error("payment webhook secret (KONTOR_PAYMENT_WEBHOOK_SECRET)"))?;
     let event: Event = serde_json::from_slice(body).map_err(|e| {
         Error::new(
             Code::InvalidBody,

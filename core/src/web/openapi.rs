@@ -21,6 +21,9 @@ use super::{api, AppState};
         license(name = "AGPL-3.0-or-later")
     ),
     modifiers(&Security),
+    // Module routes are the modules' own and not listed; the signed-hook
+    // entry point is the host's (a plain axum route for its `{*path}`).
+    paths(super::modules::call_hook),
     components(schemas(crate::error::ErrorBody)),
     security(("bearer" = [])),
 )]

@@ -14,10 +14,15 @@ use crate::common::{assert_error, TestApp};
 
 /// Host capabilities (secrets, crm) and module settings, with the `caps` guest.
 pub mod capabilities;
+/// Signed hooks (`signed_by` routes at `/api/v1/hooks/...`), with the `caps` guest.
+pub mod hooks;
 /// The `notify` capability and the e-mail log, with the `caps` guest.
 pub mod notify;
 /// Outbound HTTP (`http` capability) with the `fetch` guest and a local server.
 pub mod outbound;
+/// The bundled `tickets` support desk end to end: staff, portal, tenants,
+/// e-mail in and out, SLA escalation, pages.
+pub mod tickets;
 
 /// Entitle the tenant of `who` to `module_id`.
 pub async fn entitle(app: &TestApp, who: &crate::common::Session, module_id: &str) {
@@ -36,7 +41,7 @@ pub async fn entitle(app: &TestApp, who: &crate::common::Session, module_id: &st
 
 /// Install a module built from `modules/` (as if bundled) and entitle the
 /// owner's tenant to it.
-async fn install_built(app: &TestApp, manifest_text: &str, wasm: &[u8]) {
+pub async fn install_built(app: &TestApp, manifest_text: &str, wasm: &[u8]) {
     let manifest = Manifest::parse("module.toml", manifest_text).unwrap();
     let now = app.state.now_ms();
     let candidate = registry::Candidate {

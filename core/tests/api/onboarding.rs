@@ -132,9 +132,8 @@ both!(
         let body = json!({"id": "evt_wizard", "type": "invoice.paid",
             "data": {"object": {"subscription": id}}})
         .to_string();
-        let secret = kontor::subscriptions::Secret::parse(crate::common::WEBHOOK_SECRET).unwrap();
-        let signature = kontor::subscriptions::signature::header_value(
-            &secret,
+        let signature = kontor::auth::signature::header_value(
+            crate::common::WEBHOOK_SECRET.as_bytes(),
             app.state.now_ms() / 1000,
             body.as_bytes(),
         );

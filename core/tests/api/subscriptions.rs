@@ -112,8 +112,11 @@ fn event(id: &str, kind: &str, subscription: &str) -> Vec<u8> {
 
 /// A valid `Kontor-Signature` for `body`, signed now.
 fn signed(app: &TestApp, body: &[u8]) -> String {
-    let secret = kontor::subscriptions::Secret::parse(WEBHOOK_SECRET).unwrap();
-    kontor::subscriptions::signature::header_value(&secret, app.state.now_ms() / 1000, body)
+    kontor::auth::signature::header_value(
+        WEBHOOK_SECRET.as_bytes(),
+        app.state.now_ms() / 1000,
+        body,
+    )
 }
 
 /// Deliver `body` with `header` (none: no signature header).
@@ -247,18 +250,16 @@ both!(
         let before = current(&app, owner).await;
         let body = event("evt_1", "invoice.paid", &id);
         let now = app.state.now_ms() / 1000;
-        let wrong = kontor::subscriptions::Secret::parse("whsec_someone_else_0123456789").unwrap();
+        let wrong: &[u8] = b"whsec_someone_else_0123456789";
         let good = signed(&app, &body);
         let good_sig = good.split("v1=").nth(1).unwrap().to_string();
-        let secret = kontor::subscriptions::Secret::parse(WEBHOOK_SECRET).unwrap();
-        let sign_at = |t: i64| kontor::subscriptions::signature::header_value(&secret, t, &body);
+        let sign_at =
+            |t: i64| kontor::auth::signature::header_value(WEBHOOK_SECRET.as_bytes(), t, &body);
         let other_body = event("evt_1", "invoice.paid", "another");
         let cases: Vec<(&str, Option<String>, &str)> = vec![
             (
                 "wrong secret",
-                Some(kontor::subscriptions::signature::header_value(
-                    &wrong, now, &body,
-                )),
+                Some(kontor::auth::signature::header_value(wrong, now, &body)),
                 "mismatch",
             ),
             (

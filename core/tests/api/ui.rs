@@ -1241,3 +1241,123 @@ both!(
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
 );
+
+both!(
+    htmx_requests_of_a_signed_in_page_carry_the_csrf_token_to_module_routes,
+    |app| {
+        crate::modules::install_hello(&app).await;
+        let browser = Browser::login(&app, &app.owner.email).await;
+        let (status, page) = browser.get("/app/hello/").await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        // The session's token as JSON in an attribute, escaped for it.
+        let token = csrf_of(&page);
+        let body =
+            format!(r#"<body hx-headers="{{&quot;X-CSRF-Token&quot;:&quot;{token}&quot;}}">"#);
+        assert!(page.contains(&body), "{page}");
+        let (_, login) = Browser::new(&app).get("/login").await;
+        assert!(
+            !login.contains("hx-headers"),
+            "no session, no token: {login}"
+        );
+
+        // What htmx sends for `hx-post` on a module page: the session
+        // cookie and the header. Without the header it is refused.
+        let post = |csrf: Option<&str>| {
+            let mut req = browser
+                .http
+                .post(format!("{}/api/v1/hello/greeting", browser.base))
+                .header("HX-Request", "true")
+                .json(&json!({ "name": "Ada" }));
+            if let Some(t) = csrf {
+                req = req.header("X-CSRF-Token", t);
+            }
+            req.send()
+        };
+        let res = post(Some(&token)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        // The module's content type passes through (a fragment's
+        // `text/html` as well as this JSON).
+        assert_eq!(
+            res.headers()[header::CONTENT_TYPE].to_str().unwrap(),
+            "application/json"
+        );
+        assert_eq!(
+            res.json::<serde_json::Value>().await.unwrap()["greeting"],
+            "Hello, Ada"
+        );
+        let res = post(None).await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "csrf_failed", "{body}");
+    }
+);
+
+both!(
+    a_portal_user_signs_in_and_sees_only_the_pages_they_may_use,
+    |app| {
+        // hello's page permission, held by customers too (as a portal's is).
+        let (text, wasm) = kontor_runtime::bundled::HELLO;
+        let text = text.replace(
+            r#"default_roles = ["admin", "staff"]"#,
+            r#"default_roles = ["admin", "staff", "customer"]"#,
+        );
+        assert!(text.contains(r#""customer"]"#), "the manifest changed");
+        crate::modules::install_built(&app, &text, wasm).await;
+        let id = app
+            .customer(&app.owner, json!({"company": "Portal AG"}))
+            .await;
+        crate::modules::drain(&app).await;
+        let portal = app.user(&app.owner, "customer", Some(&id)).await;
+        let browser = Browser::login(&app, &portal.email).await;
+
+        let (status, dash) = browser.get("/").await;
+        assert_eq!(status, StatusCode::OK, "{dash}");
+        assert!(
+            dash.contains(r#"<a href="/app/hello/">Hello</a>"#),
+            "the module page they may open: {dash}"
+        );
+        for staff_link in [
+            r#"href="/customers"#,
+            r#"href="/users""#,
+            r#"href="/modules""#,
+        ] {
+            assert!(!dash.contains(staff_link), "{staff_link}: {dash}");
+        }
+        assert!(
+            !dash.contains("greeted"),
+            "no module cards made for the tenant: {dash}"
+        );
+        let (status, page) = browser.get("/app/hello/").await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(
+            page.contains("This page comes from the hello module"),
+            "{page}"
+        );
+        assert!(page.contains(r#"hx-headers="#), "{page}");
+        for staff_page in [
+            "/customers".to_string(),
+            format!("/customers/{id}"),
+            "/customers/new".to_string(),
+            "/users".to_string(),
+            "/modules".to_string(),
+        ] {
+            let (status, body) = browser.get(&staff_page).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{staff_page}: {body}");
+        }
+
+        // Staff see the staff pages; a role without the page's permission
+        // (resellers lack hello.view) sees no link to it and cannot open it.
+        let staff = app.user(&app.owner, "staff", None).await;
+        let (_, dash) = Browser::login(&app, &staff.email).await.get("/").await;
+        assert!(dash.contains(r#"<a href="/customers">"#), "{dash}");
+        assert!(dash.contains(r#"<a href="/app/hello/">"#), "{dash}");
+        let reseller = app.user(&app.owner, "reseller", None).await;
+        let reseller = Browser::login(&app, &reseller.email).await;
+        let (_, dash) = reseller.get("/").await;
+        assert!(dash.contains(r#"<a href="/customers">"#), "{dash}");
+        // (hello's dashboard card still links it: cards are the tenant's.)
+        assert!(!dash.contains(r#"<li><a href="/app/hello/">"#), "{dash}");
+        let (status, _) = reseller.get("/app/hello/").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+);

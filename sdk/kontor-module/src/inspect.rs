@@ -78,9 +78,15 @@ fn print_manifest(m: &Manifest) {
     let routes: Vec<String> = m
         .routes
         .iter()
-        .map(|r| {
-            let permission = r.permission.as_deref().unwrap_or("any signed-in user");
-            format!("{} /api/v1/{}{} [{permission}]", r.method, m.id, r.path)
+        .map(|r| match &r.signed_by {
+            Some(secret) => format!(
+                "{} /api/v1/hooks/{{tenant}}/{}{} [signed with the secret {secret}]",
+                r.method, m.id, r.path
+            ),
+            None => {
+                let permission = r.permission.as_deref().unwrap_or("any signed-in user");
+                format!("{} /api/v1/{}{} [{permission}]", r.method, m.id, r.path)
+            }
         })
         .collect();
     print_list("routes", &routes);

@@ -1,4 +1,5 @@
-//! The tenant's CRM: customers, contacts, users; timeline entries and notes.
+//! The tenant's CRM: customers, contacts, users; timeline entries, notes
+//! and new customers.
 //!
 //! Needs `capabilities = ["crm"]` in `module.toml`. In a route or page the
 //! module sees exactly what the calling user may see (a reseller their
@@ -16,7 +17,7 @@
 use crate::bindings::kontor::module::crm as raw;
 
 /// The contract's types; [`Error`] prints (`Display`) with its kind and message.
-pub use raw::{Contact, Customer, CustomerPage, Error, User};
+pub use raw::{Contact, Customer, CustomerPage, Error, NewCustomer, User};
 
 /// Which customers to list: a builder over the contract's query.
 #[derive(Debug, Clone)]
@@ -106,6 +107,27 @@ pub fn add_timeline_entry(
 /// Returns the note's id.
 pub fn add_note(customer_id: &str, body: &str) -> Result<String, Error> {
     raw::add_note(customer_id, body)
+}
+
+/// Create a customer and return it as stored: the CRM checks it as it checks
+/// one created through the API (a company or a contact name; `Invalid`
+/// names the field, also for an e-mail another customer uses), modules'
+/// `customer.before_save` filters may change or refuse it, and
+/// `customer.created` is published. A calling user needs `customers.write`;
+/// in an event, job or signed inbound route the module creates it for the
+/// tenant, and the customer's timeline names the module as its source.
+///
+/// ```ignore
+/// let c = crm::create_customer(&crm::NewCustomer {
+///     company: Some("ACME AG".into()),
+///     contact_name: None,
+///     email: Some("support@acme.example".into()),
+///     phone: None,
+///     tags: vec!["ticket".into()],
+/// })?;
+/// ```
+pub fn create_customer(new: &NewCustomer) -> Result<Customer, Error> {
+    raw::create_customer(new)
 }
 
 /// A route answers a CRM refusal in the host's error shape: `denied` (the

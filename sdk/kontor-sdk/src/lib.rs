@@ -49,6 +49,8 @@
 //!   queries with cursor paging, atomic batches, sequences;
 //! * [`settings`], [`secrets`], [`crm`], [`http`], [`notify`] — the
 //!   capabilities a manifest declares;
+//! * [`time`] — now, on the host's clock (`SystemTime::now()` is the same
+//!   clock), which `kontor-test` moves;
 //! * [`info!`], [`warn!`], [`error!`]... — log lines in the host's log,
 //!   tagged with the module id.
 //!
@@ -88,6 +90,7 @@ mod response;
 mod router;
 pub mod secrets;
 pub mod settings;
+pub mod time;
 
 pub use error::Error;
 pub use events::{Event, Events};

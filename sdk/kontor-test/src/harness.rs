@@ -552,18 +552,71 @@ impl Harness {
         Client::new(self.http.clone(), self.base_url().to_string(), None)
     }
 
+    /// `POST` `body` to the module's signed hook at `path` (a route with
+    /// `signed_by` in module.toml, e.g. `/inbound`), as an outside sender
+    /// does: to `/api/v1/hooks/<tenant slug>/<module id><path>`, with no
+    /// credential, signed with `secret` at the harness's clock time
+    /// (`Kontor-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>`). Set the
+    /// same value first with [`Harness::set_secret`]; sign with another to
+    /// test a refusal. The module sees no principal.
+    ///
+    /// # Panics
+    /// When the harness's tenant cannot be read.
+    pub async fn post_signed(&self, path: &str, body: &Value, secret: &str) -> Response {
+        let slug = match kontor::tenants::find(self.db(), self.tenant.as_str()).await {
+            Ok(Some(t)) => t.slug,
+            other => panic!("reading the harness's tenant: {other:?}"),
+        };
+        let bytes = body.to_string().into_bytes();
+        let signed = kontor::auth::signature::header_value(
+            secret.as_bytes(),
+            self.now_ms().div_euclid(1000),
+            &bytes,
+        );
+        let anonymous = self.anonymous();
+        let url = format!("/api/v1/hooks/{slug}/{}{path}", self.manifest.id);
+        let req = anonymous
+            .request(reqwest::Method::POST, &url)
+            .header("content-type", "application/json")
+            .header("kontor-signature", signed)
+            .body(bytes);
+        anonymous.send(req).await
+    }
+
     /// A new user of the tenant with `role` (`admin`, `staff`, `reseller`,
     /// `customer`...), signed in: to test the module's permissions.
     ///
     /// # Panics
     /// When the host refuses to make the user (a `customer` needs a
-    /// customer: make one and use [`Harness::client`] to create the user).
+    /// customer: use [`Harness::customer_user`]).
     pub async fn user(&self, role: &str) -> Client {
+        self.signed_in_user(role, None).await
+    }
+
+    /// A new portal user (role `customer`) of the CRM customer
+    /// `customer_id`, signed in: to test what a customer sees of the module
+    /// (a portal page, routes with permissions customers hold). Make the
+    /// customer first, e.g. with `h.post_json("/api/v1/customers", ...)`.
+    /// The user sees that customer's record and nothing of other customers.
+    ///
+    /// # Panics
+    /// When the host refuses to make the user (no such customer).
+    pub async fn customer_user(&self, customer_id: &str) -> Client {
+        self.signed_in_user("customer", Some(customer_id)).await
+    }
+
+    async fn signed_in_user(&self, role: &str, customer_id: Option<&str>) -> Client {
         let email = format!("{role}-{}@example.com", uuid::Uuid::new_v4().simple());
         let r = self
             .post_json(
                 "/api/v1/users",
-                &json!({ "email": email, "name": format!("A {role}"), "role": role, "password": ADMIN_PASSWORD }),
+                &json!({
+                    "email": email,
+                    "name": format!("A {role}"),
+                    "role": role,
+                    "password": ADMIN_PASSWORD,
+                    "customer_id": customer_id,
+                }),
             )
             .await;
         assert_eq!(r.status(), 201, "creating a {role} user: {}", r.text());

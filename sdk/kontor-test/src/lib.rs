@@ -28,7 +28,8 @@
 //!
 //! * calls the module's routes and pages over HTTP ([`Harness::get`],
 //!   [`Harness::post_json`], [`Harness::page`]; other users with
-//!   [`Harness::user`]);
+//!   [`Harness::user`]; signed hooks, as an outside sender, with
+//!   [`Harness::post_signed`]);
 //! * delivers events and runs jobs ([`Harness::emit`], [`Harness::run_job`],
 //!   [`Harness::publish`], [`Harness::drain`], [`Harness::run_due_jobs`]);
 //! * reads and seeds the module's records ([`Harness::records`],
@@ -37,8 +38,9 @@
 //! * sets its settings and secrets ([`Harness::set_settings`],
 //!   [`Harness::set_secret`]);
 //! * sets the time: the host runs on a clock the test owns
-//!   ([`Harness::set_now`], [`Harness::advance`]), so deadlines, SLAs and
-//!   schedules are tested without waiting.
+//!   ([`Harness::set_now`], [`Harness::advance`]) — the module's own
+//!   `SystemTime::now()` included — so deadlines, SLAs and schedules are
+//!   tested without waiting.
 //!
 //! Every harness has its own host, database and tenant, so tests run in
 //! parallel as `cargo test` likes.

@@ -67,6 +67,39 @@ async fn routes_pages_settings_and_permissions_answer_over_http() {
 }
 
 #[tokio::test]
+async fn a_customer_user_is_a_signed_in_portal_user_of_that_customer_only() {
+    let h = hello("portal").await;
+    let mut ids = Vec::new();
+    for company in ["Portal AG", "Other GmbH"] {
+        let r = h
+            .post_json("/api/v1/customers", &json!({ "company": company }))
+            .await;
+        assert_eq!(r.status(), 201, "{}", r.text());
+        ids.push(r.json()["id"].as_str().unwrap().to_string());
+    }
+    let portal = h.customer_user(&ids[0]).await;
+    let me = portal.get("/api/v1/auth/me").await;
+    assert_eq!(me.status(), 200, "{}", me.text());
+    assert_eq!(me.json()["user"]["role"], "customer", "{}", me.text());
+    assert_eq!(
+        me.json()["user"]["customer_id"],
+        ids[0].as_str(),
+        "{}",
+        me.text()
+    );
+    // Their own record, nobody else's.
+    let list = portal.get("/api/v1/customers").await;
+    assert_eq!(list.status(), 200, "{}", list.text());
+    assert_eq!(list.json()["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list.json()["items"][0]["id"], ids[0].as_str());
+    let other = portal.get(&format!("/api/v1/customers/{}", ids[1])).await;
+    assert_eq!(other.status(), 404, "{}", other.text());
+    // hello.view is for staff: the module refuses the portal user.
+    let r = portal.get("/api/v1/hello/greeting").await;
+    assert_eq!(r.error_code().as_deref(), Some("forbidden"), "{}", r.text());
+}
+
+#[tokio::test]
 async fn events_jobs_records_logs_and_the_clock_are_the_tests_to_drive() {
     let h = hello("work").await;
     assert_eq!(h.now(), START);
@@ -126,6 +159,49 @@ async fn events_jobs_records_logs_and_the_clock_are_the_tests_to_drive() {
     .await;
     let r = h.get("/api/v1/hello/seen").await;
     assert!(r.text().contains("Seeded"), "{}", r.text());
+}
+
+/// The host's `caps` test guest, with a signed hook `POST /inbound`.
+async fn caps_with_a_hook() -> Harness {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kontor-test-caps-hook");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = kontor_runtime::test_guest_manifest("caps").unwrap()
+        + "\n[[secrets]]\nname = \"inbound_secret\"\n\n[[routes]]\nmethod = \"POST\"\npath = \"/inbound\"\nsigned_by = \"inbound_secret\"\n";
+    std::fs::write(dir.join("module.toml"), manifest).unwrap();
+    std::fs::write(
+        dir.join("caps.wasm"),
+        kontor_runtime::test_guest("caps").unwrap(),
+    )
+    .unwrap();
+    Harness::builder()
+        .module_dir(&dir)
+        .wasm(dir.join("caps.wasm"))
+        .start()
+        .await
+}
+
+#[tokio::test]
+async fn the_module_s_clock_is_the_harness_s_and_post_signed_reaches_a_signed_hook() {
+    let h = caps_with_a_hook().await;
+    h.advance(Duration::hours(4));
+    let r = h.get("/api/v1/caps/now").await;
+    assert_eq!(r.json()["now_ms"], h.now_ms(), "{}", r.text());
+
+    h.set_secret("inbound_secret", "the-gateway-secret-0123")
+        .await;
+    let body = json!({ "subject": "Printer on fire" });
+    let r = h
+        .post_signed("/inbound", &body, "the-gateway-secret-0123")
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text());
+    assert_eq!(r.json()["principal"], false);
+    assert_eq!(r.json()["body"], body.to_string());
+    let r = h
+        .post_signed("/inbound", &body, "not-the-secret-4567")
+        .await;
+    assert_eq!(r.status(), 400, "{}", r.text());
+    assert_eq!(r.error_code().as_deref(), Some("webhook_signature_invalid"));
 }
 
 #[tokio::test]

@@ -371,6 +371,25 @@ impl crm::Host for CallState {
             .await
             .map_err(crm_error_out))
     }
+
+    async fn create_customer(
+        &mut self,
+        c: crm::NewCustomer,
+    ) -> wasmtime::Result<Result<crm::Customer, crm::Error>> {
+        let customer = host::NewCustomer {
+            company: c.company,
+            contact_name: c.contact_name,
+            email: c.email,
+            phone: c.phone,
+            tags: c.tags,
+        };
+        Ok(self
+            .caps
+            .crm_create_customer(customer)
+            .await
+            .map(customer_out)
+            .map_err(crm_error_out))
+    }
 }
 
 pub(crate) fn request_in(r: call::HttpRequest) -> types::HttpRequest {

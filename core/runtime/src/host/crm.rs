@@ -108,6 +108,21 @@ pub struct TimelineEntry {
     pub data: String,
 }
 
+/// A customer a module creates.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewCustomer {
+    /// Company name.
+    pub company: Option<String>,
+    /// Contact person.
+    pub contact_name: Option<String>,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+}
+
 /// Why a CRM call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CrmError {

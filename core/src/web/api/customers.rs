@@ -80,30 +80,15 @@ pub(crate) async fn before_save(
     id: Option<&str>,
     input: CustomerInput,
 ) -> Result<CustomerInput> {
-    if state.modules().filters("customer.before_save").is_empty() {
-        return Ok(input);
-    }
-    let mut payload = input.to_json();
-    payload["id"] = serde_json::json!(id);
-    let out = crate::modules::filters::run(
+    crate::modules::filters::customer_before_save(
         state.db(),
         state.modules(),
         &who.tenant_id,
-        "customer.before_save",
-        payload,
+        id,
+        input,
         state.now_ms(),
     )
-    .await?;
-    let mut out = out;
-    if let Some(map) = out.as_object_mut() {
-        map.remove("id");
-    }
-    serde_json::from_value(out).map_err(|e| {
-        Error::new(
-            Code::ModuleFailed,
-            format!("a module changed the customer into something invalid: {e}"),
-        )
-    })
+    .await
 }
 
 /// One customer.

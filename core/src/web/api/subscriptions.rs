@@ -22,12 +22,13 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::signature;
 use crate::auth::Principal;
 use crate::config::Mode;
 use crate::error::{Code, Error, ErrorBody, Result};
 use crate::subscriptions::lifecycle::{self, Actor, Change, Scope, Target};
 use crate::subscriptions::webhook::{self, Receipt};
-use crate::subscriptions::{plans, signature, Plan, Policy, Subscription};
+use crate::subscriptions::{plans, Plan, Policy, Subscription};
 use crate::web::extract::{credential, ApiJson, CredentialSource};
 use crate::web::AppState;
 

@@ -5,7 +5,9 @@
 //! entitled to adds the pages its manifest puts in the navigation (under
 //! `/app/{module-id}/...`), and the `nav.items` filter hook may change the
 //! list. Each request shows only the entries whose permission the user
-//! holds, so a module page nobody may open never shows up as a link.
+//! holds, so a module page nobody may open never shows up as a link; portal
+//! users (role `customer`) see no staff page either, only module pages
+//! (a portal) whose permission they hold.
 
 use serde::Serialize;
 
@@ -23,6 +25,9 @@ pub struct NavEntry {
     pub href: String,
     /// The permission a user needs to see the entry; `None`: everyone signed in.
     pub permission: Option<String>,
+    /// A page of the tenant's staff: portal users never see it, whatever
+    /// their role holds (their pages are modules' portal pages).
+    pub staff_only: bool,
 }
 
 impl NavEntry {
@@ -32,7 +37,22 @@ impl NavEntry {
             label_key: label_key.to_string(),
             href: href.to_string(),
             permission: permission.map(str::to_string),
+            staff_only: false,
         }
+    }
+
+    /// An entry of a staff page (see [`NavEntry::staff_only`]).
+    pub fn staff(label_key: &str, href: &str, permission: Option<&str>) -> Self {
+        NavEntry {
+            staff_only: true,
+            ..NavEntry::new(label_key, href, permission)
+        }
+    }
+
+    /// Whether `who` sees the entry.
+    fn shown_to(&self, who: &Principal) -> bool {
+        !(self.staff_only && who.is_portal_user())
+            && self.permission.as_deref().is_none_or(|p| who.can(p))
     }
 }
 
@@ -40,10 +60,10 @@ impl NavEntry {
 pub fn core_entries() -> Vec<NavEntry> {
     vec![
         NavEntry::new("nav.dashboard", "/", None),
-        NavEntry::new("nav.customers", "/customers", Some("customers.read")),
-        NavEntry::new("nav.users", "/users", Some("users.read")),
-        NavEntry::new("nav.modules", "/modules", Some("modules.manage")),
-        NavEntry::new("nav.mail", "/mail", Some("audit.read")),
+        NavEntry::staff("nav.customers", "/customers", Some("customers.read")),
+        NavEntry::staff("nav.users", "/users", Some("users.read")),
+        NavEntry::staff("nav.modules", "/modules", Some("modules.manage")),
+        NavEntry::staff("nav.mail", "/mail", Some("audit.read")),
     ]
 }
 
@@ -102,7 +122,7 @@ pub(crate) async fn for_user(
     entries.extend(module_entries(state, who).await);
     // Only a self-hosted install has a license to manage.
     if state.licensing().applies() {
-        entries.push(NavEntry::new(
+        entries.push(NavEntry::staff(
             "nav.license",
             "/license",
             Some("license.manage"),
@@ -110,7 +130,7 @@ pub(crate) async fn for_user(
     }
     let links: Vec<Link> = entries
         .iter()
-        .filter(|e| e.permission.as_deref().is_none_or(|p| who.can(p)))
+        .filter(|e| e.shown_to(who))
         .map(|e| Link {
             label: catalog
                 .get(&e.label_key)

@@ -104,6 +104,14 @@ impl<'a> Page<'a> {
             ctx.insert("license_notice", &self.license_notice);
             if let AuthMethod::Session { csrf_token, .. } = &p.method {
                 ctx.insert("csrf_token", csrf_token);
+                // Every htmx request of the page sends it (`<body hx-headers>`),
+                // so a module page's `hx-post` to its own API routes passes
+                // the API's CSRF check. Made here as JSON, escaped for the
+                // attribute by the template.
+                ctx.insert(
+                    "htmx_headers",
+                    &serde_json::json!({ "X-CSRF-Token": csrf_token }).to_string(),
+                );
             }
         }
         ctx

@@ -85,6 +85,20 @@ impl UiUser {
         }
     }
 
+    /// Refuse a portal user (role `customer`) on a page of the tenant's
+    /// staff, whatever permissions their role holds: their pages are the
+    /// portal pages of modules.
+    pub fn require_staff(&self) -> Result<()> {
+        if self.principal.is_portal_user() {
+            Err(Error::new(
+                Code::Forbidden,
+                "this page is for the staff of the tenant; customers use their portal",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
     /// The renderer of this request.
     pub(crate) fn page<'a>(&'a self, state: &'a AppState) -> Page<'a> {
         Page::new(state, &self.req, Some(&self.principal), &self.nav)

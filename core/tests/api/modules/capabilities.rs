@@ -568,6 +568,156 @@ both!(crm_access_is_what_the_caller_may_see, |app| {
     );
 });
 
+both!(modules_create_customers_as_the_api_does, |app| {
+    install_caps(&app, &caps_manifest()).await;
+    // hello's `customer.before_save` filter refuses the company "Forbidden".
+    crate::modules::install_hello(&app).await;
+    let owner = app.owner.clone();
+    let create = |who: &Session, query: &str| {
+        let path = format!("/api/v1/caps/customers/new?{query}");
+        let who = who.clone();
+        let app = &app;
+        async move { app.call(Method::POST, &path, Some(&who), None).await }
+    };
+
+    // As the calling user: stored, visible through the API, published.
+    let (status, made) = create(
+        &owner,
+        "company=Modul%20AG&email=info%40modul.example&tags=vip,portal,VIP",
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(made["display_name"], "Modul AG");
+    assert_eq!(
+        made["tags"],
+        json!(["vip", "portal"]),
+        "normalised as the API does"
+    );
+    let id = made["id"].as_str().unwrap().to_string();
+    let (status, stored) = get(&app, &owner, &format!("/api/v1/customers/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    assert_eq!(stored["company"], "Modul AG");
+    assert_eq!(stored["email"], "info@modul.example");
+    assert_eq!(stored["tags"], json!(["vip", "portal"]));
+    let created: Vec<Value> = timeline(&app, &id)
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "customer.created")
+        .collect();
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(created[0]["source"], "caps", "the module is the source");
+    assert_eq!(created[0]["actor_id"], owner.user_id.as_str());
+    assert_eq!(created[0]["data"]["via"], "module");
+    // `customer.created` went out: caps's own event handler welcomes it.
+    drain(&app).await;
+    assert!(
+        timeline(&app, &id)
+            .await
+            .iter()
+            .any(|e| e["kind"] == "caps.welcomed"),
+        "the event was published"
+    );
+
+    // Refusals name what is wrong; nothing is stored.
+    let count = || async {
+        let (_, page) = get(&app, &owner, "/api/v1/customers?limit=200").await;
+        page["items"].as_array().unwrap().len()
+    };
+    let before = count().await;
+    for (query, field) in [
+        ("tags=x", "company"),
+        ("company=Bad%20Mail&email=not-an-address", "email"),
+        ("company=Twin&email=INFO%40modul.example", "email"),
+        ("company=A&phone=call%20me", "phone"),
+    ] {
+        let (status, res) = create(&owner, query).await;
+        assert_error(status, &res, 422, "invalid");
+        assert!(message(&res).starts_with(field), "{query}: {res}");
+    }
+    let (status, res) = create(&owner, "company=Forbidden").await;
+    assert_error(status, &res, 422, "invalid");
+    assert!(
+        message(&res).contains("hello module does not allow"),
+        "the filters ran: {res}"
+    );
+    // A portal user lacks customers.write.
+    let portal = app.user(&owner, "customer", Some(&id)).await;
+    let (status, res) = create(&portal, "company=Sneaky%20AG").await;
+    assert_error(status, &res, 403, "forbidden");
+    assert!(message(&res).contains("customers.write"), "{res}");
+    assert_eq!(count().await, before);
+
+    // With no user (an event, a job, a signed inbound route) the tenant's
+    // system principal creates it: no actor, the module as source.
+    let tenant = crate::records::tenant_of(&app, &owner).await;
+    let system = kontor::modules::crm_access::system_principal(&tenant, "caps");
+    let new = kontor_runtime::host::NewCustomer {
+        contact_name: Some("Ada Inbound".into()),
+        tags: vec!["inbound".into()],
+        ..Default::default()
+    };
+    let made = kontor::modules::crm_access::create_customer(
+        app.state.db(),
+        app.state.modules(),
+        &system,
+        "caps",
+        new,
+        app.state.now_ms(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(made.display_name, "Ada Inbound");
+    let entry = timeline(&app, &made.id)
+        .await
+        .into_iter()
+        .find(|e| e["kind"] == "customer.created")
+        .unwrap();
+    assert_eq!(entry["source"], "caps");
+    assert_eq!(entry["actor_id"], Value::Null);
+    let (_, stored) = get(&app, &owner, &format!("/api/v1/customers/{}", made.id)).await;
+    assert_eq!(stored["tags"], json!(["inbound"]));
+});
+
+both!(
+    an_erased_customer_is_announced_to_subscribed_modules,
+    |app| {
+        install_caps(&app, &caps_manifest()).await;
+        let owner = app.owner.clone();
+        let id = app
+            .customer(
+                &owner,
+                json!({"company": "Erase Me AG", "email": "x@erase.example"}),
+            )
+            .await;
+        let (status, body) = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/customers/{id}/erase"),
+                Some(&owner),
+                None,
+            )
+            .await;
+        assert!(status.is_success(), "{status} {body}");
+        let payloads: Vec<String> =
+            sqlx::query_scalar("SELECT payload FROM event_outbox WHERE name = 'customer.erased'")
+                .fetch_all(app.state.db().pool())
+                .await
+                .unwrap();
+        assert_eq!(payloads.len(), 1, "{payloads:?}");
+        let payload: Value = serde_json::from_str(&payloads[0]).unwrap();
+        assert_eq!(payload, json!({ "id": id }), "the id, no personal data");
+        // caps subscribes to it: the delivery reaches its handler.
+        drain(&app).await;
+        assert!(
+            timeline(&app, &id)
+                .await
+                .iter()
+                .any(|e| e["kind"] == "caps.anonymised" && e["actor_id"].is_null()),
+            "the module received customer.erased"
+        );
+    }
+);
+
 both!(
     crm_access_is_refused_when_not_declared_or_not_accepted,
     |app| {
@@ -579,6 +729,7 @@ both!(
             format!("/api/v1/caps/customer?id={id}"),
             format!("/api/v1/caps/contacts?customer={id}"),
             "/api/v1/caps/users".to_string(),
+            "/api/v1/caps/customers/new?company=Refused%20Too".to_string(),
         ] {
             let (status, res) = get(&app, &owner, &path).await;
             assert_error(status, &res, 403, "denied");
@@ -623,11 +774,22 @@ both!(
         // Declared but not accepted.
         install_caps(&app, &caps_version(&caps_manifest(), "0.1.1")).await;
         accept(&app, &[]).await.unwrap();
-        let (status, res) = get(&app, &owner, "/api/v1/caps/customers").await;
-        assert_error(status, &res, 403, "denied");
-        assert!(
-            message(&res).contains("an administrator has not accepted it"),
-            "{res}"
+        for path in [
+            "/api/v1/caps/customers",
+            "/api/v1/caps/customers/new?company=Nope",
+        ] {
+            let (status, res) = get(&app, &owner, path).await;
+            assert_error(status, &res, 403, "denied");
+            assert!(
+                message(&res).contains("an administrator has not accepted it"),
+                "{res}"
+            );
+        }
+        let (_, page) = get(&app, &owner, "/api/v1/customers").await;
+        assert_eq!(
+            page["items"].as_array().unwrap().len(),
+            1,
+            "no module-made customer: {page}"
         );
         let e = accept(&app, &[Capability::Notify]).await.unwrap_err();
         assert!(
@@ -910,6 +1072,11 @@ both!(
         let (status, res) = get(&app, &owner, "/api/v1/caps/visit").await;
         assert_error(status, &res, 403, "license_expired");
         assert!(message(&res).contains("read-only"), "{res}");
+        let (status, res) = get(&app, &owner, "/api/v1/caps/customers/new?company=Late%20AG").await;
+        assert_error(status, &res, 403, "forbidden");
+        assert!(message(&res).contains("read-only"), "{res}");
+        let (_, page) = get(&app, &owner, "/api/v1/customers").await;
+        assert_eq!(page["items"], json!([]), "no customer was created");
         // And the sequence did not move: active again, it continues at 2.
         kontor::modules::entitlements::set_status(
             app.state.db(),
@@ -922,5 +1089,28 @@ both!(
         .unwrap();
         let (status, res) = get(&app, &owner, "/api/v1/caps/visit").await;
         assert_eq!((status, res), (StatusCode::OK, json!({ "visit": 2 })));
+    }
+);
+
+both!(
+    a_module_s_clock_is_the_host_s_clock_and_moves_with_it,
+    |app| {
+        install_caps(&app, &caps_manifest()).await;
+        let owner = app.owner.clone();
+        for step in [
+            time::Duration::ZERO,
+            time::Duration::hours(5),
+            time::Duration::minutes(-90),
+        ] {
+            app.clock.advance(step);
+            let (status, body) = get(&app, &owner, "/api/v1/caps/now").await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let now = app.state.now_ms();
+            assert_eq!(
+            (&body["now_ms"], &body["sdk_now_ms"]),
+            (&json!(now), &json!(now)),
+            "SystemTime::now() and kontor_sdk::time::now_ms() in the module are the host's clock"
+        );
+        }
     }
 );

@@ -112,6 +112,49 @@ impl kontor_sdk::raw::Guest for Caps {
                 Err(kontor_sdk::records::Error::ReadOnly(m)) => error(403, "license_expired", &m),
                 Err(e) => error(500, "records", &e.to_string()),
             },
+            ("POST" | "GET", "/customers/new") => {
+                let field = |name: &str| Some(q(name)).filter(|v| !v.is_empty());
+                let new = crm::NewCustomer {
+                    company: field("company"),
+                    contact_name: field("contact_name"),
+                    email: field("email"),
+                    phone: field("phone"),
+                    tags: q("tags").split(',').map(str::to_string).collect(),
+                };
+                match crm::create_customer(&new) {
+                    Ok(c) => json(
+                        201,
+                        &json!({ "id": c.id, "display_name": c.display_name, "tags": c.tags }),
+                    ),
+                    Err(e) => crm_error(e),
+                }
+            }
+            // The guest's clock (WASI's wall clock), which is the host's.
+            ("GET", "/now") => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(-1);
+                json(
+                    200,
+                    &json!({ "now_ms": now, "sdk_now_ms": kontor_sdk::time::now_ms() }),
+                )
+            }
+            // A signed hook (the hook tests declare it with `signed_by`):
+            // echoes the body, says whether a user came with it, and counts
+            // in a sequence, so a test sees in which tenant it wrote.
+            ("POST", "/inbound") => match kontor_sdk::records::next_sequence("inbound") {
+                Ok(n) => json(
+                    200,
+                    &json!({
+                        "principal": request.principal.is_some(),
+                        "body": body_text(&request),
+                        "count": n,
+                    }),
+                ),
+                Err(kontor_sdk::records::Error::ReadOnly(m)) => error(403, "license_expired", &m),
+                Err(e) => error(500, "records", &e.to_string()),
+            },
             ("GET", "/setting") => {
                 let value = kontor_sdk::raw::settings::get(&q("key"))
                     .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok());
@@ -147,14 +190,22 @@ impl kontor_sdk::raw::Guest for Caps {
         Err("the caps module has no pages".into())
     }
 
-    /// Welcomes a new customer on its timeline: CRM access with no user.
+    /// Welcomes a new customer on its timeline, and notes an erased one
+    /// anonymised: CRM access with no user.
     fn on_event(event: Event) -> Result<(), String> {
-        if event.name != "customer.created" {
-            return Ok(());
-        }
         let payload: serde_json::Value =
             serde_json::from_str(&event.payload).map_err(|e| e.to_string())?;
         let id = payload["id"].as_str().ok_or("event without customer id")?;
+        if event.name == "customer.erased" {
+            // What a module holding personal data does: anonymise it, here
+            // only noted on the (kept) customer's timeline.
+            crm::add_timeline_entry(id, "anonymised", "Anonymised", &json!({}))
+                .map_err(|e| e.to_string())?;
+            return Ok(());
+        }
+        if event.name != "customer.created" {
+            return Ok(());
+        }
         let customer = crm::customer(id)
             .map_err(|e| e.to_string())?
             .ok_or("the new customer is not visible")?;
@@ -195,9 +246,13 @@ impl kontor_sdk::raw::Guest for Caps {
                 route("GET", "/setting"),
                 route("GET", "/visit"),
                 route("POST", "/notify"),
+                route("POST", "/customers/new"),
+                route("GET", "/customers/new"),
+                route("GET", "/now"),
+                route("POST", "/inbound"),
             ],
             pages: vec![],
-            events: vec!["customer.created".into()],
+            events: vec!["customer.created".into(), "customer.erased".into()],
             filters: vec![],
             jobs: vec![],
         }

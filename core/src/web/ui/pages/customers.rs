@@ -53,6 +53,7 @@ async fn list(
     page: &Page<'_>,
     params: ListParams,
 ) -> Result<Response> {
+    user.require_staff()?;
     let who = &user.principal;
     let query = ListQuery {
         q: present(&params.q),
@@ -146,8 +147,8 @@ impl CustomerForm {
 pub(crate) async fn new_form(State(state): State<AppState>, user: UiUser) -> Response {
     let page = user.page(&state);
     let result = user
-        .principal
-        .require("customers.write")
+        .require_staff()
+        .and_then(|()| user.principal.require("customers.write"))
         .and_then(|()| render_form(&page, &CustomerForm::default(), None));
     page.finish(result)
 }
@@ -176,6 +177,7 @@ async fn create_customer(
     form: CustomerForm,
 ) -> Result<Response> {
     user.check_csrf(&form.csrf)?;
+    user.require_staff()?;
     let now = state.now_ms();
     let quota = state
         .licensing()
@@ -229,6 +231,7 @@ async fn detail(
     id: &CustomerId,
     draft: Option<NoteDraft>,
 ) -> Result<Response> {
+    user.require_staff()?;
     let who = &user.principal;
     let db = state.db();
     let customer = customers::get(db, who, id).await?;
@@ -335,6 +338,7 @@ async fn save_note(
     form: NoteForm,
 ) -> Result<Response> {
     user.check_csrf(&form.csrf)?;
+    user.require_staff()?;
     let input = NoteInput {
         body: form.body.clone(),
     };

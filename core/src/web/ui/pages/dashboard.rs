@@ -52,7 +52,9 @@ pub(crate) async fn show(State(state): State<AppState>, user: UiUser) -> Respons
 async fn build(state: &AppState, user: &UiUser, page: &Page<'_>) -> Result<Response> {
     let who = &user.principal;
     let mut ctx = Context::new();
-    if who.can("customers.read") {
+    // Customer counts and activity are the staff's view; a portal user
+    // (who sees only their own record) gets the greeting and the modules' cards.
+    if who.can("customers.read") && !who.is_portal_user() {
         ctx.insert("counts", &counts(state, user).await?);
         let recent: Vec<Recent> = recent(state, user)
             .await?
@@ -70,10 +72,14 @@ async fn build(state: &AppState, user: &UiUser, page: &Page<'_>) -> Result<Respo
         ctx.insert("recent", &recent);
         ctx.insert("tz", &page.time_zone().await);
     }
-    ctx.insert(
-        "widgets",
-        &crate::web::ui::hooks::dashboard_widgets(state, who).await,
-    );
+    // Modules build their cards for the tenant, not for the user (a card
+    // may count every customer's tickets): portal users get none.
+    if !who.is_portal_user() {
+        ctx.insert(
+            "widgets",
+            &crate::web::ui::hooks::dashboard_widgets(state, who).await,
+        );
+    }
     page.render("dashboard.html", ctx)
 }
 

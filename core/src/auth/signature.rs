@@ -1,21 +1,22 @@
-//! The `Kontor-Signature` header of payment webhooks, the way Stripe signs
+//! The `Kontor-Signature` header of requests that come from a machine, not
+//! a user — payment webhooks ([`crate::subscriptions::webhook`]) and the
+//! signed hooks of modules ([`crate::web::modules`]) — the way Stripe signs
 //! its events:
 //!
 //! ```text
 //! Kontor-Signature: t=1767225600,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd
 //! ```
 //!
-//! `v1` is the hex HMAC-SHA256, keyed with the webhook secret, of
-//! `"<t>.<raw body>"`. Several `v1` entries may be present (a provider
+//! `v1` is the hex HMAC-SHA256, keyed with the shared secret, of
+//! `"<t>.<raw body>"`. Several `v1` entries may be present (a sender
 //! rotating its secret signs with both); one match is enough. Other schemes
 //! (`v0`) are ignored. The timestamp must be within five minutes of the
-//! server's clock, so a captured request cannot be replayed later; the
-//! event id (see [`super::webhook`]) stops replays inside those minutes.
+//! server's clock, so a captured request cannot be replayed later; within
+//! those minutes the receiver stops replays (payment events by their id).
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::Secret;
 use crate::error::{Code, Error};
 
 /// The header's name (HTTP header names are case-insensitive).
@@ -50,21 +51,23 @@ impl Refusal {
     }
 }
 
-impl From<Refusal> for Error {
-    fn from(r: Refusal) -> Error {
-        let message = match r {
+impl Refusal {
+    /// The refusal as the API answers it; `secret` names the secret the
+    /// sender must share with this server (`the payment webhook secret`).
+    pub fn error(self, secret: &str) -> Error {
+        let message = match self {
             Refusal::Malformed => {
-                "the Kontor-Signature header is missing or malformed; expected `t=<unix seconds>,v1=<hex HMAC-SHA256>`"
+                "the Kontor-Signature header is missing or malformed; expected `t=<unix seconds>,v1=<hex HMAC-SHA256>`".to_string()
             }
             Refusal::Stale => {
-                "the Kontor-Signature timestamp is more than 5 minutes from the server's time; check both clocks"
+                "the Kontor-Signature timestamp is more than 5 minutes from the server's time; check both clocks".to_string()
             }
-            Refusal::Mismatch => {
-                "the Kontor-Signature does not match the body; check that the sender and this server use the same payment webhook secret"
-            }
+            Refusal::Mismatch => format!(
+                "the Kontor-Signature does not match the body; check that the sender and this server use the same {secret}"
+            ),
         };
         Error::new(Code::WebhookSignatureInvalid, message)
-            .with_details(serde_json::json!({ "reason": r.reason() }))
+            .with_details(serde_json::json!({ "reason": self.reason() }))
     }
 }
 
@@ -105,9 +108,9 @@ fn parse(header: &str) -> Result<Parsed, Refusal> {
     })
 }
 
-fn mac(secret: &Secret, timestamp: i64, body: &[u8]) -> Vec<u8> {
+fn mac(key: &[u8], timestamp: i64, body: &[u8]) -> Vec<u8> {
     // HMAC takes keys of any length; the error case cannot happen.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
         Ok(m) => m,
         Err(_) => return Vec::new(),
     };
@@ -117,16 +120,12 @@ fn mac(secret: &Secret, timestamp: i64, body: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// Check `header` against `body` at `now_ms`. The signature is checked
-/// before the time (as Stripe does), and compared in constant time.
-pub fn verify(
-    secret: &Secret,
-    header: Option<&str>,
-    body: &[u8],
-    now_ms: i64,
-) -> Result<(), Refusal> {
+/// Check `header` against `body` at `now_ms`, with `key` the shared
+/// secret's bytes. The signature is checked before the time (as Stripe
+/// does), and compared in constant time.
+pub fn verify(key: &[u8], header: Option<&str>, body: &[u8], now_ms: i64) -> Result<(), Refusal> {
     let parsed = parse(header.ok_or(Refusal::Malformed)?)?;
-    let expected = mac(secret, parsed.timestamp, body);
+    let expected = mac(key, parsed.timestamp, body);
     let matched = parsed.signatures.iter().fold(false, |any, sig| {
         crate::auth::tokens::ct_eq(&expected, sig) | any
     });
@@ -139,12 +138,13 @@ pub fn verify(
     Ok(())
 }
 
-/// The header value a sender puts on `body` at `timestamp` (Unix seconds):
-/// for tests, and to show operators what their payment integration sends.
-pub fn header_value(secret: &Secret, timestamp: i64, body: &[u8]) -> String {
+/// The header value a sender puts on `body` at `timestamp` (Unix seconds)
+/// with `key` the shared secret's bytes: for tests (`kontor-test` signs
+/// module hooks with it), and to show operators what a sender computes.
+pub fn header_value(key: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!(
         "t={timestamp},v1={}",
-        hex::encode(mac(secret, timestamp, body))
+        hex::encode(mac(key, timestamp, body))
     )
 }
 
@@ -152,8 +152,8 @@ pub fn header_value(secret: &Secret, timestamp: i64, body: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn secret() -> Secret {
-        Secret::parse("whsec_test_0123456789abcdef").unwrap()
+    fn secret() -> &'static [u8] {
+        b"whsec_test_0123456789abcdef"
     }
 
     const NOW: i64 = 1_767_225_600_000;
@@ -164,7 +164,7 @@ mod tests {
     #[test]
     fn the_mac_is_hmac_sha256_of_time_dot_body() {
         assert_eq!(
-            header_value(&secret(), NOW / 1000, BODY),
+            header_value(secret(), NOW / 1000, BODY),
             "t=1767225600,v1=33dd4bf930693189a3f672ff3cbacd16347a817a521fb033ad3c66151427b612"
         );
     }
@@ -173,8 +173,8 @@ mod tests {
     fn each_way_a_signature_can_be_wrong_is_refused_with_its_reason() {
         let s = secret();
         let t = NOW / 1000;
-        let good = header_value(&s, t, BODY);
-        let other = Secret::parse("whsec_other_0123456789abcdef").unwrap();
+        let good = header_value(s, t, BODY);
+        let other: &[u8] = b"whsec_other_0123456789abcdef";
         let sig = good.split("v1=").nth(1).unwrap().to_string();
         let cases: Vec<(String, Result<(), Refusal>, &str)> = vec![
             (good.clone(), Ok(()), "valid"),
@@ -189,7 +189,7 @@ mod tests {
                 "one of several v1 matches",
             ),
             (
-                header_value(&other, t, BODY),
+                header_value(other, t, BODY),
                 Err(Refusal::Mismatch),
                 "other secret",
             ),
@@ -199,17 +199,17 @@ mod tests {
                 "time changed",
             ),
             (
-                header_value(&s, t - 301, BODY),
+                header_value(s, t - 301, BODY),
                 Err(Refusal::Stale),
                 "too old",
             ),
             (
-                header_value(&s, t + 301, BODY),
+                header_value(s, t + 301, BODY),
                 Err(Refusal::Stale),
                 "too far ahead",
             ),
             (
-                header_value(&s, t - 300, BODY),
+                header_value(s, t - 300, BODY),
                 Ok(()),
                 "just inside the tolerance",
             ),
@@ -236,16 +236,25 @@ mod tests {
         ];
         for (header, expected, why) in cases {
             assert_eq!(
-                verify(&s, Some(&header), BODY, NOW),
+                verify(s, Some(&header), BODY, NOW),
                 expected,
                 "{why}: {header}"
             );
         }
-        assert_eq!(verify(&s, None, BODY, NOW), Err(Refusal::Malformed));
+        assert_eq!(verify(s, None, BODY, NOW), Err(Refusal::Malformed));
         assert_eq!(
-            verify(&s, Some(&good), b"{\"id\":\"evt_2\"}", NOW),
+            verify(s, Some(&good), b"{\"id\":\"evt_2\"}", NOW),
             Err(Refusal::Mismatch),
             "body changed"
         );
+    }
+
+    #[test]
+    fn a_mismatch_names_the_secret_the_sender_must_share() {
+        let e = Refusal::Mismatch.error("module secret `inbound_secret`");
+        assert_eq!(e.code(), Code::WebhookSignatureInvalid);
+        let text = e.to_string();
+        assert!(text.contains("module secret `inbound_secret`"), "{text}");
+        assert!(!text.contains("payment"), "{text}");
     }
 }
