@@ -75,6 +75,7 @@ fn main() {
     println!("cargo:rustc-env=KONTOR_GUEST_DIR={}", artifacts.display());
     for (crate_name, id) in [
         ("kontor_module_hello", "hello"),
+        ("kontor_tickets", "tickets"),
         ("kontor_test_faults", "faults"),
         ("kontor_test_caps", "caps"),
         ("kontor_test_fetch", "fetch"),

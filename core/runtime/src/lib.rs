@@ -38,8 +38,14 @@ pub mod bundled {
         include_bytes!(concat!(env!("OUT_DIR"), "/hello.wasm")),
     );
 
+    /// The `tickets` module: the support desk.
+    pub const TICKETS: (&str, &[u8]) = (
+        include_str!("../../../modules/tickets/module.toml"),
+        include_bytes!(concat!(env!("OUT_DIR"), "/tickets.wasm")),
+    );
+
     /// Every bundled module.
-    pub const ALL: &[(&str, &[u8])] = &[HELLO];
+    pub const ALL: &[(&str, &[u8])] = &[HELLO, TICKETS];
 }
 
 /// Guests made for tests (never bundled): the folder holding their

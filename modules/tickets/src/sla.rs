@@ -309,7 +309,8 @@ pub fn due(
     let mut used = SignedDuration::ZERO;
     let mut running_since = None;
     for (start, end) in history.running_from(started) {
-        if start >= until {
+        // A stretch starting right now still runs (a ticket just opened).
+        if start > until {
             break;
         }
         match end {
@@ -385,12 +386,12 @@ pub fn new_breaches(
     Timer::ALL
         .into_iter()
         .filter(|t| !recorded.contains(t))
-        .filter(|t| {
-            matches!(
-                due(policy, priority, hours, history, *t, now),
-                Due::Breached(_)
-            )
-        })
+        // Before the customer writes again, the update timer measures the
+        // same wait as the first response: one missed reply, one breach.
+        .filter(|t| *t != Timer::Update || !history.customer_messages.is_empty())
+        // Met late counts too: a reply after the due time that came before
+        // the escalation job looked is still a breach, reported once.
+        .filter(|t| due(policy, priority, hours, history, *t, now).is_breached())
         .collect()
 }
 
@@ -458,6 +459,25 @@ mod tests {
                 at("2026-03-10T09:00")
             ),
             Due::MetLate(at("2026-03-09T11:00"), at("2026-03-09T10:00"))
+        );
+    }
+
+    #[test]
+    fn a_ticket_runs_its_timers_from_the_instant_it_is_opened() {
+        // Asked at the very instant of opening (a queue shows a new ticket
+        // at once), the timer already runs: it is not "paused".
+        let opened = at("2026-03-09T09:00");
+        let history = History::opened(opened);
+        assert_eq!(
+            due(
+                &policy(),
+                Priority::High,
+                &office(),
+                &history,
+                Timer::FirstResponse,
+                opened
+            ),
+            Due::Running(at("2026-03-09T13:00"))
         );
     }
 
@@ -622,10 +642,9 @@ mod tests {
         let history = History::opened(at("2026-03-03T08:00"));
         let now = at("2026-03-04T12:00");
         let first = new_breaches(&policy(), Priority::Urgent, &office(), &history, &[], now);
-        assert_eq!(
-            first,
-            vec![Timer::FirstResponse, Timer::Update, Timer::Resolution]
-        );
+        // The unanswered opening is one missed reply: the first response
+        // breaches, not the update timer as well.
+        assert_eq!(first, vec![Timer::FirstResponse, Timer::Resolution]);
         let again = new_breaches(
             &policy(),
             Priority::Urgent,

@@ -47,10 +47,44 @@ pub struct Ticket {
     /// Customer messages after the opening one, Unix ms.
     #[serde(default)]
     pub customer_messages: Vec<i64>,
-    /// Timers already reported as breached (`first_response`...).
+    /// Timers already reported as breached (`first_response`...). The
+    /// update timer leaves the list when the customer writes again: each
+    /// exchange can breach it once.
     #[serde(default)]
     pub breached: Vec<String>,
+    /// The SLA policy the ticket is measured by.
+    #[serde(default = "default_policy")]
+    pub policy_id: String,
+    /// The customer's name when the ticket was opened, for the queues.
+    #[serde(default)]
+    pub customer_name: String,
+    /// Messages in the thread; message ids are `{ticket id}.{n:05}`.
+    #[serde(default)]
+    pub message_count: u32,
+    /// Unix ms of the last change.
+    #[serde(default)]
+    pub updated_at: i64,
+    /// Indexed: the assignee (`-`: nobody) while the ticket is active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_assignee: Option<String>,
+    /// Indexed: the department while the ticket is active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_department: Option<String>,
+    /// Indexed: the earliest due time of a running timer, Unix ms: what the
+    /// escalation job and "due today" look at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_due_at: Option<i64>,
+    /// Indexed: 1 while the ticket is active with a breached timer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breached_open: Option<i64>,
 }
+
+fn default_policy() -> String {
+    "default".into()
+}
+
+/// A staff queue's `queue_assignee` for "nobody".
+pub const NOBODY: &str = "-";
 
 /// Who acts on a ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +192,8 @@ impl Ticket {
             }
             Actor::Customer { .. } => {
                 self.customer_messages.push(now);
+                // A new exchange: its update timer can breach again.
+                self.breached.retain(|b| b != Timer::Update.as_str());
                 if matches!(self.status(), Status::PendingCustomer | Status::Resolved) {
                     self.status = Status::Open.as_str().into();
                     self.status_changes.push((now, self.status.clone()));
@@ -218,6 +254,35 @@ impl Ticket {
     }
 }
 
+impl Ticket {
+    /// Whether the ticket still needs work (not resolved or closed).
+    pub fn is_active(&self) -> bool {
+        !matches!(self.status(), Status::Resolved | Status::Closed)
+    }
+
+    /// Set the derived index fields (queues, next due time, breach flag)
+    /// from the ticket as it is at `now`; every write calls this last.
+    pub fn reindex(&mut self, policy: &Policy, hours: &BusinessHours, now: i64) {
+        let active = self.is_active();
+        self.updated_at = now;
+        self.queue_assignee =
+            active.then(|| self.assignee_id.clone().unwrap_or_else(|| NOBODY.into()));
+        self.queue_department = active.then(|| self.department_id.clone());
+        self.next_due_at = if active {
+            self.dues(policy, hours, now)
+                .iter()
+                .filter_map(|(_, due)| match due {
+                    Due::Running(at) => Some(at.as_millisecond()),
+                    _ => None,
+                })
+                .min()
+        } else {
+            None
+        };
+        self.breached_open = (active && !self.breached.is_empty()).then_some(1);
+    }
+}
+
 /// The staff queues.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Queue<'a> {
@@ -271,6 +336,14 @@ mod tests {
             staff_replies: vec![],
             customer_messages: vec![],
             breached: vec![],
+            policy_id: "default".into(),
+            customer_name: "Ada".into(),
+            message_count: 1,
+            updated_at: T0,
+            queue_assignee: None,
+            queue_department: None,
+            next_due_at: None,
+            breached_open: None,
         }
     }
 
@@ -379,8 +452,52 @@ mod tests {
             !Queue::Mine("grace").contains(&t),
             "done tickets leave the queues"
         );
+        t.reindex(&policy(), &office(), T0 + 3 * HOUR);
+        assert_eq!(
+            (t.queue_assignee.as_deref(), t.next_due_at, t.breached_open),
+            (None, None, None),
+            "a done ticket is in no queue and has nothing due"
+        );
         let stored = serde_json_round_trip(&t);
         assert_eq!(stored, t);
+    }
+
+    #[test]
+    fn the_index_fields_follow_the_ticket() {
+        let mut t = ticket();
+        t.reindex(&policy(), &office(), T0);
+        assert_eq!(t.queue_assignee.as_deref(), Some(NOBODY));
+        assert_eq!(t.queue_department.as_deref(), Some("support"));
+        // Urgent: the first response (1 h) is the earliest due.
+        assert_eq!(t.next_due_at, Some(T0 + HOUR));
+        assert_eq!(t.breached_open, None);
+        let breached = t.take_new_breaches(&policy(), &office(), T0 + 2 * HOUR);
+        assert!(breached.contains(&Timer::FirstResponse));
+        t.reindex(&policy(), &office(), T0 + 2 * HOUR);
+        assert_eq!(t.breached_open, Some(1));
+        // Waiting for the customer: nothing runs, nothing is due.
+        t.set_status(&STAFF, Status::PendingCustomer, T0 + 2 * HOUR)
+            .unwrap();
+        t.reindex(&policy(), &office(), T0 + 2 * HOUR);
+        assert_eq!(t.next_due_at, None);
+    }
+
+    #[test]
+    fn each_exchange_can_breach_the_update_timer_once() {
+        let mut t = ticket();
+        t.record_message(&STAFF, false, T0 + HOUR / 2).unwrap();
+        t.record_message(&ADA, false, T0 + HOUR).unwrap();
+        // 2 h update target: breached at T0 + 3 h.
+        let first = t.take_new_breaches(&policy(), &office(), T0 + 4 * HOUR);
+        assert_eq!(first, vec![Timer::Update]);
+        assert!(t
+            .take_new_breaches(&policy(), &office(), T0 + 5 * HOUR)
+            .is_empty());
+        t.record_message(&STAFF, false, T0 + 5 * HOUR).unwrap();
+        t.record_message(&ADA, false, T0 + 6 * HOUR).unwrap();
+        // Past 18:00 Zurich the desk is closed; the next morning breaches it again.
+        let again = t.take_new_breaches(&policy(), &office(), T0 + 26 * HOUR);
+        assert!(again.contains(&Timer::Update), "{again:?}");
     }
 
     fn serde_json_round_trip(t: &Ticket) -> Ticket {
