@@ -200,7 +200,11 @@ fn compile_cached(
 
 fn write_cache(component: &Component, path: &std::path::Path) -> anyhow::Result<()> {
     let bytes = component.serialize()?;
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    // Unique per write: threads of one process (tests) may compile the same
+    // component at once, and must not write into each other's file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)?;
     Ok(())

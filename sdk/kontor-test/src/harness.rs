@@ -191,6 +191,9 @@ impl Builder {
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         env.insert("KONTOR_LISTEN".into(), listen.to_string());
         let config = Config::from_sources(None, &env)?;
+        if temp.is_some() {
+            share_compile_cache(&data_dir);
+        }
 
         let manual = (!self.system_clock).then(|| Arc::new(ManualClock::new(self.start_at)));
         let clock: SharedClock = match &manual {
@@ -928,6 +931,22 @@ impl Harness {
     pub fn db(&self) -> &Db {
         self.state.db()
     }
+}
+
+/// Point a throw-away host's compile cache (`<data>/cache/modules`) at
+/// one folder shared by every harness on this machine: compiling a
+/// component takes seconds in a debug build, and every test starts a host
+/// with the same one. The cache is keyed by the component's digest and the
+/// engine's settings, so sharing it never loads the wrong code. Best
+/// effort: without it, each host compiles for itself.
+fn share_compile_cache(data_dir: &Path) {
+    let shared = std::env::temp_dir().join("kontor-test-module-cache");
+    let cache = data_dir.join("cache");
+    if std::fs::create_dir_all(&shared).is_err() || std::fs::create_dir_all(&cache).is_err() {
+        return;
+    }
+    #[cfg(unix)]
+    let _ = std::os::unix::fs::symlink(&shared, cache.join("modules"));
 }
 
 fn stored(r: kontor_runtime::host::Record) -> StoredRecord {
