@@ -15,7 +15,10 @@ use crate::common::assert_error;
 /// guarded by `modules.manage` and refused to SaaS tenants, and a module's
 /// secrets and settings (`{module_id}/secrets/{name}`, `{module_id}/settings`)
 /// act on the caller's own tenant (checked separately below).
-const NAMED_NOT_ID: &[&str] = &["{role}", "{key}", "{module_id}"];
+/// `{tenant}` is the signed hooks' tenant slug: a hook takes no session, and
+/// its isolation (one tenant's secret never signs for another) is tested in
+/// `modules::hooks`.
+const NAMED_NOT_ID: &[&str] = &["{role}", "{key}", "{module_id}", "{tenant}"];
 
 both!(every_tenant_scoped_route_hides_other_tenants_data, |app| {
     // Tenant A with one of everything.
