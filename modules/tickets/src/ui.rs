@@ -26,11 +26,15 @@ use crate::who::Who;
 
 const API: &str = "/api/v1/tickets";
 
-/// A time as the desk reads it: `2026-03-02 17:00` in its time zone.
-fn when(ms: i64) -> String {
-    let zone = store::time_zone();
+/// A time as the desk reads it: `2026-03-02 17:00` in `zone`, the desk's
+/// time zone ([`store::time_zone`], read once per page, not per row).
+fn when(zone: &jiff::tz::TimeZone, ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_zoned(zone).strftime("%Y-%m-%d %H:%M").to_string())
+        .map(|t| {
+            t.to_zoned(zone.clone())
+                .strftime("%Y-%m-%d %H:%M")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -80,6 +84,7 @@ pub fn queue_table(who: &Who, records: &[Record<Ticket>]) -> String {
     } else {
         BTreeMap::new()
     };
+    let zone = store::time_zone();
     let mut rows = String::new();
     for r in records {
         let t = &r.data;
@@ -88,7 +93,7 @@ pub fn queue_table(who: &Who, records: &[Record<Ticket>]) -> String {
         } else {
             ""
         };
-        let due = t.next_due_at.map(when).unwrap_or_default();
+        let due = t.next_due_at.map(|ms| when(&zone, ms)).unwrap_or_default();
         let staff_cols = if who.is_staff() {
             let assignee = t
                 .assignee_id
@@ -286,7 +291,7 @@ pub fn fill_canned(text: &str, ticket: &Ticket, who: &Who) -> String {
     crate::canned::fill(text, &values)
 }
 
-fn sla_list(ticket: &Ticket) -> Result<String, Error> {
+fn sla_list(ticket: &Ticket, zone: &jiff::tz::TimeZone) -> Result<String, Error> {
     let sla = api::sla(ticket)?;
     let mut items = String::new();
     for (timer, v) in sla.as_object().into_iter().flatten() {
@@ -296,11 +301,11 @@ fn sla_list(ticket: &Ticket) -> Result<String, Error> {
         }
         let detail = match state {
             "paused" => format!("paused, {} working minutes left", v["left_minutes"]),
-            "met" => format!("met at {}", when(v["at"].as_i64().unwrap_or(0))),
+            "met" => format!("met at {}", when(zone, v["at"].as_i64().unwrap_or(0))),
             _ => format!(
                 "{} — due {}",
                 label(state),
-                when(v["due_at"].as_i64().unwrap_or(0))
+                when(zone, v["due_at"].as_i64().unwrap_or(0))
             ),
         };
         let class = if matches!(state, "breached" | "met_late") {
@@ -321,7 +326,7 @@ fn sla_list(ticket: &Ticket) -> Result<String, Error> {
     })
 }
 
-fn thread_html(messages: &[Message]) -> String {
+fn thread_html(messages: &[Message], zone: &jiff::tz::TimeZone) -> String {
     let mut out = String::from("<ol class=\"timeline thread\">");
     for m in messages {
         let kind = match m.kind.as_str() {
@@ -333,7 +338,7 @@ fn thread_html(messages: &[Message]) -> String {
             "<li class=\"message message-{k}\"><p class=\"small muted\">{kind} · {author} · {at}</p><div class=\"note-body\">{body}</div></li>",
             k = e(&m.kind),
             author = e(&m.author_name),
-            at = when(m.at),
+            at = when(zone, m.at),
             body = e(&m.body).replace('\n', "<br>"),
         ));
     }
@@ -345,13 +350,14 @@ fn thread_html(messages: &[Message]) -> String {
 /// after a change (`#ticket`).
 pub fn ticket_panel(who: &Who, ticket: &Ticket) -> Result<String, Error> {
     let messages = service::thread(Some(who), ticket)?;
+    let zone = store::time_zone();
     let url = format!("{API}/tickets/{}", e(&ticket.id));
     let closed = ticket.status() == Status::Closed;
     let mut facts = format!(
         "<dl class=\"facts\"><dt>Status</dt><dd>{}</dd><dt>Priority</dt><dd>{}</dd><dt>Opened</dt><dd>{}</dd>",
         status_badge(&ticket.status),
         e(&label(&ticket.priority)),
-        when(ticket.opened_at)
+        when(&zone, ticket.opened_at)
     );
     if who.is_staff() {
         facts.push_str(&format!(
@@ -432,8 +438,8 @@ pub fn ticket_panel(who: &Who, ticket: &Ticket) -> Result<String, Error> {
         status = e(&ticket.status),
         number = e(&ticket.number),
         subject = e(&ticket.subject),
-        thread = thread_html(&messages),
-        sla = sla_list(ticket)?,
+        thread = thread_html(&messages, &zone),
+        sla = sla_list(ticket, &zone)?,
     ))
 }
 
