@@ -6,6 +6,7 @@
 #   packaging/release.sh --key vendor-signing.key --min-from 0.1.0 [--out dist]
 #   packaging/release.sh --binary path/to/kontor --installer path/to/kontor-install --no-update-package
 #
+# --compression xz|gzip|none chooses the .deb's compression (default xz).
 # --binary/--installer package existing binaries instead of building them
 # (CI and the packaging check use this). The version is the workspace's.
 set -eu
@@ -17,6 +18,7 @@ installer=""
 key=""
 min_from=""
 update=yes
+compression=xz
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -26,6 +28,7 @@ while [ $# -gt 0 ]; do
         --key) key=$2; shift 2 ;;
         --min-from) min_from=$2; shift 2 ;;
         --no-update-package) update=no; shift ;;
+        --compression) compression=$2; shift 2 ;;
         *) echo "release.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -63,19 +66,10 @@ Description: Kontor, the modular CRM for service and hosting businesses
  The core host with its bundled modules, the kontor-install installer,
  a hardened systemd unit and an example configuration.
 CONTROL
-cat > "$pkg/DEBIAN/postinst" <<'POSTINST'
-#!/bin/sh
-set -e
-if [ "$1" = configure ]; then
-    getent passwd kontor >/dev/null || adduser --system --group --home /var/lib/kontor --no-create-home kontor
-    install -d -o kontor -g kontor -m 0750 /var/lib/kontor
-    echo "Kontor installed. Set it up with: sudo kontor-install --config /etc/kontor/kontor.toml --data-dir /var/lib/kontor --systemd"
-fi
-POSTINST
-chmod 0755 "$pkg/DEBIAN/postinst"
+install -m 0755 "$root/packaging/debian/postinst" "$pkg/DEBIAN/postinst"
 echo "/etc/kontor/kontor.toml.example" > "$pkg/DEBIAN/conffiles"
 deb="$out/kontor_${version}_${arch}.deb"
-dpkg-deb --root-owner-group --build "$pkg" "$deb" >/dev/null
+dpkg-deb --root-owner-group -Z"$compression" --build "$pkg" "$deb" >/dev/null
 rm -rf "$pkg"
 echo "built $deb"
 

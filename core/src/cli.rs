@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::auth::roles::PermissionRegistry;
 use crate::auth::users::{self, NewUser};
@@ -268,7 +268,14 @@ pub enum TenantCommand {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The version is the release's (see `crate::release`), not only Cargo's.
+    let matches = Cli::command()
+        .version(crate::release::version())
+        .get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -297,10 +304,27 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("kontor: {e:#}");
+            eprintln!("kontor: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, each said once: many errors
+/// already quote their cause (sqlx's migration errors do, at every level),
+/// and `{:#}` would repeat it.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 fn init_tracing(format: LogFormat) {
@@ -578,7 +602,7 @@ async fn serve(db: Db, config: Config, clock: SharedClock) -> anyhow::Result<()>
         database_url,
         stopped(stop_rx.clone()),
     ));
-    tracing::info!(addr = %listener.local_addr()?, version = crate::VERSION, "kontor listening");
+    tracing::info!(addr = %listener.local_addr()?, version = crate::release::version(), "kontor listening");
     crate::web::serve(listener, state, async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");

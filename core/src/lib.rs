@@ -36,6 +36,8 @@ pub mod license;
 pub mod mail;
 /// Modules: manifests, packages, the registry, and their place in the host.
 pub mod modules;
+/// Which release this binary is: its version and its migrations.
+pub mod release;
 /// Per-tenant and global settings.
 pub mod settings;
 /// SaaS plans and subscriptions, the payment webhook, and the entitlements they give.
@@ -58,5 +60,5 @@ pub fn quiet_error_backtraces() {
     }
 }
 
-/// The version of this build, reported by `/health`.
+/// The version Cargo built; what the binary reports is [`release::version`].
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

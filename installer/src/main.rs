@@ -11,6 +11,12 @@ fn main() -> std::process::ExitCode {
         .and_then(|a| std::path::Path::new(&a).file_name().map(|n| n == "kontor"))
         .unwrap_or(false)
     {
+        // A copy with a release trailer stands for another release (the
+        // upgrade tests' "next versions"; see `kontor::release`).
+        if let Err(e) = kontor::release::trailer::adopt_own() {
+            eprintln!("kontor: {e}");
+            return std::process::ExitCode::from(2);
+        }
         return kontor::cli::main();
     }
     kontor_install::cli::main()

@@ -29,17 +29,8 @@ async fn install_log_in_and_rerun(backend: Backend) {
         ),
     )
     .unwrap();
-    let mut args = vec![
-        "--non-interactive".to_string(),
-        "--answers".into(),
-        answers.display().to_string(),
-        "--config".into(),
-        env.config.display().to_string(),
-        "--data-dir".into(),
-        env.data_dir.display().to_string(),
-        "--admin-email".into(),
-        "owner@example.com".into(),
-    ];
+    let mut args = env.install_args();
+    args.extend(["--answers".into(), answers.display().to_string()]);
     args.extend(env.database_args());
     let out = run_installer(&args, &[("KONTOR_SMTP_PASSWORD", "relay-secret-42")]);
     assert!(out.ok, "install failed:\n{}", out.text);
@@ -129,19 +120,14 @@ async fn preflight_refuses_a_busy_port_and_a_weak_password_before_writing_anythi
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port();
     let base = |listen: String, password: &str| {
-        vec![
-            "--non-interactive".to_string(),
-            "--config".into(),
-            env.config.display().to_string(),
-            "--data-dir".into(),
-            env.data_dir.display().to_string(),
-            "--admin-email".into(),
-            "owner@example.com".into(),
+        let mut args = env.install_args();
+        args.extend([
             "--admin-password".into(),
             password.into(),
             "--listen".into(),
             listen,
-        ]
+        ]);
+        args
     };
     let out = run_installer(
         &base(format!("127.0.0.1:{port}"), "long enough password"),

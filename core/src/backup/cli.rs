@@ -98,8 +98,8 @@ pub async fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<()> {
     if report.secret_key_restored {
         println!("the secrets key was restored into the data dir");
     }
-    if report.manifest.kontor_version != crate::VERSION {
-        println!("the backup is from Kontor {}; `kontor migrate` (or starting the server) brings it to {}", report.manifest.kontor_version, crate::VERSION);
+    if report.manifest.kontor_version != crate::release::version() {
+        println!("the backup is from Kontor {}; `kontor migrate` (or starting the server) brings it to {}", report.manifest.kontor_version, crate::release::version());
     }
     Ok(())
 }

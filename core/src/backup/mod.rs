@@ -163,7 +163,7 @@ async fn create_with(
     let mut tar = tar::Builder::new(file);
     let mut manifest = Manifest {
         format: FORMAT,
-        kontor_version: crate::VERSION.to_string(),
+        kontor_version: crate::release::version().to_string(),
         created_at: now,
         backend: String::new(),
         migrations: Vec::new(),

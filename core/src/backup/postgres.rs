@@ -8,8 +8,6 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use super::{check_name, failed, BackupError, Manifest};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
-
 /// One exported table.
 pub(super) struct Table {
     pub name: String,
@@ -167,7 +165,10 @@ pub(super) async fn restore(
     entries: &mut BTreeMap<String, Vec<u8>>,
 ) -> Result<(), BackupError> {
     let known: BTreeMap<i64, &sqlx::migrate::Migration> =
-        MIGRATOR.iter().map(|m| (m.version, m)).collect();
+        crate::release::migrator(crate::db::Backend::Postgres)
+            .iter()
+            .map(|m| (m.version, m))
+            .collect();
     if let Some(v) = manifest.migrations.iter().find(|v| !known.contains_key(v)) {
         return Err(failed(format!(
             "the backup was made by Kontor {} with migration {v}, which this version does not know; restore it with Kontor {} or newer",

@@ -36,9 +36,6 @@ pub struct Db {
     backend: Backend,
 }
 
-static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
-static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
-
 impl Db {
     /// Connect to `url`; for SQLite, create the file (and its folder) and use WAL.
     pub async fn connect(url: &str) -> Result<Self> {
@@ -88,13 +85,13 @@ impl Db {
         Ok(Db { pool, backend })
     }
 
-    /// Apply the embedded migrations of this backend.
+    /// Apply this release's migrations of this backend (see [`crate::release`]).
     pub async fn migrate(&self) -> Result<()> {
         self.migrator().run(&self.pool).await?;
         Ok(())
     }
 
-    /// Whether every embedded migration has been applied (for `/health/ready`).
+    /// Whether every migration of this release has been applied (for `/health/ready`).
     pub async fn migrations_applied(&self) -> Result<bool> {
         let latest = self.migrator().iter().map(|m| m.version).max().unwrap_or(0);
         let applied: Option<i64> =
@@ -107,10 +104,7 @@ impl Db {
     }
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
-        match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATOR,
-            Backend::Postgres => &POSTGRES_MIGRATOR,
-        }
+        crate::release::migrator(self.backend)
     }
 
     /// The pool, for queries.

@@ -11,7 +11,7 @@ use super::AppState;
 
 /// `GET /health`: the process answers.
 async fn live() -> impl IntoResponse {
-    Json(json!({ "status": "ok", "version": crate::VERSION }))
+    Json(json!({ "status": "ok", "version": crate::release::version() }))
 }
 
 /// `GET /health/ready`: the database answers, migrations are applied, and
@@ -37,7 +37,7 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         status,
         Json(json!({
             "status": if ready { "ready" } else { "not_ready" },
-            "version": crate::VERSION,
+            "version": crate::release::version(),
             "checks": {
                 "database": db_ok,
                 "migrations": migrations,

@@ -1,7 +1,8 @@
-//! `kontor-install upgrade <package>`: verify, refuse what must not run,
-//! stop, back up, swap the binary, migrate, start, check — and on any
-//! failure after the backup, put the old binary and the backup back, check
-//! that the old version serves again, and say which step failed.
+//! `kontor-install upgrade <package>`: verify, refuse what must not run
+//! (including a binary that is not the version its manifest names), stop,
+//! back up, swap the binary, migrate, start, check — and on any failure
+//! after the backup, put the old binary back, let it restore the backup,
+//! check that the old version serves again, and say which step failed.
 //!
 //! Versions: the installed version is the one the installer recorded in
 //! the data dir (`installed-version`), else what the binary reports. A
@@ -17,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use kontor::backup::{BackupOptions, RestoreOptions};
 use kontor::license::KeySet;
 
 use crate::detect;
@@ -131,6 +131,23 @@ pub async fn run(args: UpgradeArgs) -> anyhow::Result<semver::Version> {
             pkg.manifest.min_from_version
         );
     }
+    // The binary must be the release its signed manifest names: run it
+    // before anything is stopped (a mislabelled or foreign binary is
+    // refused here, not found out after the swap).
+    let staged = Staged::write(&args.binary, &pkg.binary)
+        .map_err(|e| anyhow::anyhow!("{e:#}; nothing was changed"))?;
+    match binary_version(&staged.path) {
+        Some(v) if v == new => {}
+        said => {
+            let said = said.map_or_else(
+                || "does not run here or does not say its version".to_string(),
+                |v| format!("says it is Kontor {v}"),
+            );
+            anyhow::bail!(
+                "refused: the package's manifest names Kontor {new}, but its binary {said}. Nothing was changed."
+            );
+        }
+    }
     println!(
         "==> Upgrading Kontor {current} -> {new} (signed by key {})",
         pkg.key_id
@@ -161,18 +178,21 @@ pub async fn run(args: UpgradeArgs) -> anyhow::Result<semver::Version> {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     let backup = backup_dir.join(format!("pre-upgrade-{current}-to-{new}-{now}.tar"));
-    kontor::backup::create(
-        &config,
-        Some(&config_path),
-        &backup,
-        BackupOptions {
-            include_config_secrets: true,
-            include_secret_key: false,
-        },
-        now,
+    // The installed binary backs up its own data: the archive then names
+    // the version that wrote it, and that binary can restore it.
+    run_kontor(
+        &args.binary,
+        &config_path,
+        &[
+            "backup".as_ref(),
+            "--include-config-secrets".as_ref(),
+            "--out".as_ref(),
+            backup.as_os_str(),
+        ],
     )
-    .await
-    .map_err(|e| anyhow::anyhow!("the backup before upgrading failed: {e}; nothing was changed"))?;
+    .map_err(|e| {
+        anyhow::anyhow!("the backup before upgrading failed: {e:#}; nothing was changed")
+    })?;
     let old_binary = backup_dir.join(format!("kontor-{current}"));
     std::fs::copy(&args.binary, &old_binary).map_err(|e| {
         anyhow::anyhow!(
@@ -185,29 +205,11 @@ pub async fn run(args: UpgradeArgs) -> anyhow::Result<semver::Version> {
     // Swap, migrate, start, check.
     let mut started: Option<Child> = None;
     let result = async {
-        install_binary(&args.binary, &pkg.binary).map_err(|e| ("swapping the binary", e))?;
-        let migrate = Command::new(&args.binary)
-            .arg("migrate")
-            .arg("--config")
-            .arg(&config_path)
-            .output()
-            .map_err(|e| {
-                (
-                    "migrating",
-                    anyhow::anyhow!("cannot run {}: {e}", args.binary.display()),
-                )
-            })?;
-        if !migrate.status.success() {
-            return Err((
-                "migrating",
-                anyhow::anyhow!(
-                    "{} migrate exited with {}: {}",
-                    args.binary.display(),
-                    migrate.status,
-                    String::from_utf8_lossy(&migrate.stderr).trim()
-                ),
-            ));
-        }
+        staged
+            .swap_into(&args.binary)
+            .map_err(|e| ("swapping the binary", e))?;
+        run_kontor(&args.binary, &config_path, &["migrate".as_ref()])
+            .map_err(|e| ("migrating", e))?;
         started = start(&args, &config_path).map_err(|e| ("starting", e))?;
         wait_ready(&config.listen, started.as_mut(), args.ready_timeout)
             .await
@@ -259,7 +261,14 @@ async fn rollback(
     }
     let old = std::fs::read(old_binary)?;
     install_binary(&args.binary, &old)?;
-    kontor::backup::restore(config, backup, RestoreOptions { force: true }).await?;
+    // The old binary restores its own backup: it knows every migration the
+    // backup has, which this installer (maybe older than the server it
+    // upgrades) need not.
+    run_kontor(
+        &args.binary,
+        config_path,
+        &["restore".as_ref(), "--force".as_ref(), backup.as_os_str()],
+    )?;
     let mut child = start(args, config_path)?;
     let ready = wait_ready(&config.listen, child.as_mut(), args.ready_timeout).await;
     if args.service.is_none() {
@@ -268,25 +277,82 @@ async fn rollback(
     ready
 }
 
-/// Write `bytes` beside `target` and rename it over, so the binary is
-/// never half-written.
-fn install_binary(target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = target.with_extension("upgrade-tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o755)
-        .open(&tmp)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, target)
-        .map_err(|e| anyhow::anyhow!("cannot replace {}: {e}", target.display()))?;
+/// A binary written beside the one it will replace, under the same file
+/// name (in a folder of its own), so it can be run before the swap and the
+/// swap is one rename: the installed binary is never half-written.
+struct Staged {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl Staged {
+    fn write(target: &Path, bytes: &[u8]) -> anyhow::Result<Staged> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let parent = target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = target
+            .file_name()
+            .ok_or_else(|| anyhow::anyhow!("{} is not a file path", target.display()))?;
+        let dir = parent.join(".kontor-upgrade");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        let staged = Staged {
+            path: dir.join(name),
+            dir,
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(&staged.path)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", staged.path.display()))?;
+        f.write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", staged.path.display()))?;
+        Ok(staged)
+    }
+
+    fn swap_into(&self, target: &Path) -> anyhow::Result<()> {
+        std::fs::rename(&self.path, target)
+            .map_err(|e| anyhow::anyhow!("cannot replace {}: {e}", target.display()))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Run `binary COMMAND... --config CONFIG` to its end; an exit other than
+/// 0 is an error that quotes what it wrote to stderr.
+fn run_kontor(binary: &Path, config: &Path, command: &[&std::ffi::OsStr]) -> anyhow::Result<()> {
+    let out = Command::new(binary)
+        .args(command)
+        .arg("--config")
+        .arg(config)
+        .env_remove("KONTOR_CONFIG")
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", binary.display()))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "{} {} exited with {}: {}",
+            binary.display(),
+            command[0].to_string_lossy(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
     Ok(())
+}
+
+/// Put `bytes` in place of `target` (write beside it, rename over).
+fn install_binary(target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    Staged::write(target, bytes)?.swap_into(target)
 }
 
 fn systemctl(action: &str, unit: &str) -> anyhow::Result<()> {

@@ -87,6 +87,20 @@ impl TestEnv {
         })
     }
 
+    /// `--non-interactive` install flags into this environment, with
+    /// `owner@example.com` as the first admin.
+    pub fn install_args(&self) -> Vec<String> {
+        vec![
+            "--non-interactive".into(),
+            "--config".into(),
+            self.config.display().to_string(),
+            "--data-dir".into(),
+            self.data_dir.display().to_string(),
+            "--admin-email".into(),
+            "owner@example.com".into(),
+        ]
+    }
+
     /// The installer flags that choose this backend.
     pub fn database_args(&self) -> Vec<String> {
         match &self.pg_database {
