@@ -401,6 +401,23 @@ mod tests {
     use crate::calendar::testing::{office, zurich as at};
     use jiff::civil::date;
 
+    /// The first-response timer under [`policy`].
+    fn first_response(
+        priority: Priority,
+        hours: &BusinessHours,
+        history: &History,
+        now: Timestamp,
+    ) -> Due {
+        due(
+            &policy(),
+            priority,
+            hours,
+            history,
+            Timer::FirstResponse,
+            now,
+        )
+    }
+
     /// Urgent: 1 h / 2 h / 8 h; high: 4 h / 8 h / 24 h; normal: 8 h / 16 h
     /// / 40 h; low: no first response target.
     fn policy() -> Policy {
@@ -423,41 +440,18 @@ mod tests {
     fn first_response_due_across_the_weekend_then_breached_then_met_late() {
         // High priority opened Friday 16:00: 2 h on Friday, 2 h on Monday.
         let history = History::opened(at("2026-03-06T16:00"));
-        let d = |now: &str| {
-            due(
-                &policy(),
-                Priority::High,
-                &office(),
-                &history,
-                Timer::FirstResponse,
-                at(now),
-            )
-        };
+        let d = |now: &str| first_response(Priority::High, &office(), &history, at(now));
         assert_eq!(d("2026-03-07T12:00"), Due::Running(at("2026-03-09T10:00")));
         assert_eq!(d("2026-03-09T10:30"), Due::Breached(at("2026-03-09T10:00")));
         let mut answered = history.clone();
         answered.staff_replies.push(at("2026-03-09T09:15"));
         assert_eq!(
-            due(
-                &policy(),
-                Priority::High,
-                &office(),
-                &answered,
-                Timer::FirstResponse,
-                at("2026-03-10T09:00")
-            ),
+            first_response(Priority::High, &office(), &answered, at("2026-03-10T09:00")),
             Due::Met(at("2026-03-09T09:15"))
         );
         answered.staff_replies[0] = at("2026-03-09T11:00");
         assert_eq!(
-            due(
-                &policy(),
-                Priority::High,
-                &office(),
-                &answered,
-                Timer::FirstResponse,
-                at("2026-03-10T09:00")
-            ),
+            first_response(Priority::High, &office(), &answered, at("2026-03-10T09:00")),
             Due::MetLate(at("2026-03-09T11:00"), at("2026-03-09T10:00"))
         );
     }
@@ -469,14 +463,7 @@ mod tests {
         let opened = at("2026-03-09T09:00");
         let history = History::opened(opened);
         assert_eq!(
-            due(
-                &policy(),
-                Priority::High,
-                &office(),
-                &history,
-                Timer::FirstResponse,
-                opened
-            ),
+            first_response(Priority::High, &office(), &history, opened),
             Due::Running(at("2026-03-09T13:00"))
         );
     }
@@ -486,14 +473,7 @@ mod tests {
         let hours = office().with_holidays([date(2026, 3, 9)]);
         let history = History::opened(at("2026-03-06T16:00"));
         assert_eq!(
-            due(
-                &policy(),
-                Priority::High,
-                &hours,
-                &history,
-                Timer::FirstResponse,
-                at("2026-03-09T12:00")
-            ),
+            first_response(Priority::High, &hours, &history, at("2026-03-09T12:00")),
             Due::Running(at("2026-03-10T10:00"))
         );
     }
@@ -572,37 +552,16 @@ mod tests {
         let history = History::opened(at("2026-03-03T08:00"));
         let at_0930 = at("2026-03-03T09:30");
         assert_eq!(
-            due(
-                &policy(),
-                Priority::Normal,
-                &office(),
-                &history,
-                Timer::FirstResponse,
-                at_0930
-            ),
+            first_response(Priority::Normal, &office(), &history, at_0930),
             Due::Running(at("2026-03-03T16:00"))
         );
         assert_eq!(
-            due(
-                &policy(),
-                Priority::Urgent,
-                &office(),
-                &history,
-                Timer::FirstResponse,
-                at_0930
-            ),
+            first_response(Priority::Urgent, &office(), &history, at_0930),
             Due::Breached(at("2026-03-03T09:00"))
         );
         // Lowered to low: no first-response target at all.
         assert_eq!(
-            due(
-                &policy(),
-                Priority::Low,
-                &office(),
-                &history,
-                Timer::FirstResponse,
-                at_0930
-            ),
+            first_response(Priority::Low, &office(), &history, at_0930),
             Due::None
         );
     }
