@@ -23,7 +23,6 @@ use tokio::task::JoinSet;
 use super::customers::{CustomerData, CustomerInput};
 use crate::auth::principal::CustomerScope;
 use crate::auth::{normalize_email, Principal};
-use crate::db::args::Args;
 use crate::db::{Backend, Db, Tx};
 use crate::error::{Code, Error, Result};
 use crate::ids::{new_id, CustomerId};
@@ -59,6 +58,15 @@ const POSTGRES_BATCH: usize = 10_000;
 /// write lock for about a second, which writers beside the import wait out
 /// (their busy timeout is 10 s).
 const SQLITE_BATCH: usize = 20_000;
+/// SQLite's page cache, in KiB, while a batch is written. A batch changes
+/// pages all over the e-mail and name indexes (their keys arrive in random
+/// order); once those indexes outgrow the pool's cache
+/// ([`crate::db::SQLITE_CACHE_KIB`]), changed pages are written out to the
+/// WAL before the commit, then read and changed again, several times per
+/// batch. With room for them all, each is written once, at the commit: a
+/// fifth faster at a few hundred thousand customers. The cache only takes
+/// what the batch touches, and gives it back after the commit.
+const IMPORT_CACHE_KIB: i64 = 262_144;
 /// Rejections listed in the report (all are counted).
 pub const MAX_REPORTED: usize = 1000;
 
@@ -383,22 +391,29 @@ async fn write_batch(
             .execute(&mut *tx)
             .await?;
     }
-    let emails: Vec<&String> = batch.iter().filter_map(|p| p.email_norm.as_ref()).collect();
+    // The batch's e-mails travel as one JSON array, like the rows do (see
+    // [`insert_rows`]): a batch's worth of bound values cost more to send
+    // and plan than the lookups themselves (on PostgreSQL, 250 ms per
+    // 10,000 e-mails against 90 ms).
+    let emails: Vec<&str> = batch
+        .iter()
+        .filter_map(|p| p.email_norm.as_deref())
+        .collect();
     let mut existing: HashSet<String> = HashSet::new();
     if !emails.is_empty() {
-        let mut args = Args::in_order(backend);
-        let t = args.text(tenant);
-        let list: Vec<String> = emails.iter().map(|e| args.text(e.as_str())).collect();
-        let sql = format!(
-            "SELECT email_norm FROM customers WHERE tenant_id = {t} AND email_norm IN ({})",
-            list.join(", ")
-        );
-        existing = args
-            .bind_scalar(sqlx::query_scalar::<_, String>(&sql))
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
+        let listed = match backend {
+            Backend::Sqlite => "SELECT value FROM json_each($2)",
+            Backend::Postgres => "SELECT jsonb_array_elements_text($2::jsonb)",
+        };
+        existing = sqlx::query_scalar::<_, String>(&format!(
+            "SELECT email_norm FROM customers WHERE tenant_id = $1 AND email_norm IN ({listed})"
+        ))
+        .bind(tenant)
+        .bind(serde_json::to_string(&emails).unwrap_or_default())
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
     }
     let mut rows: Vec<&Pending> = Vec::with_capacity(batch.len());
     for p in &batch {
@@ -420,10 +435,32 @@ async fn write_batch(
         tx.commit().await?;
         return Ok(report);
     }
-    insert_rows(&mut tx, backend, who, &rows, now).await?;
+    if backend == Backend::Sqlite {
+        set_cache_kib(&mut tx, IMPORT_CACHE_KIB).await?;
+    }
+    let inserted = insert_rows(&mut tx, backend, who, &rows, now).await;
+    if backend == Backend::Sqlite {
+        // Back to the pool's size, also when the inserts failed: the
+        // connection returns to the pool. The pages the batch changed are
+        // released once the commit has written them.
+        let reset = set_cache_kib(&mut tx, crate::db::SQLITE_CACHE_KIB).await;
+        inserted?;
+        reset?;
+    } else {
+        inserted?;
+    }
     tx.commit().await?;
     report.imported += rows.len() as u64;
     Ok(report)
+}
+
+/// Set the page cache of the transaction's SQLite connection (`PRAGMA
+/// cache_size` takes effect inside a transaction).
+async fn set_cache_kib(tx: &mut Tx, kib: i64) -> Result<()> {
+    sqlx::query(&format!("PRAGMA cache_size = -{kib}"))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// The report of the next batch written (its error, or a writer's panic).

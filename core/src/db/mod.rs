@@ -26,6 +26,11 @@ pub enum Backend {
     Postgres,
 }
 
+/// The page cache of each SQLite connection, in KiB: 32 MiB (SQLite's
+/// default is 2 MiB). It keeps the indexes of a large customer table in
+/// memory and only takes memory as the database grows.
+pub const SQLITE_CACHE_KIB: i64 = 32_768;
+
 /// A transaction on the core database.
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
@@ -55,16 +60,18 @@ impl Db {
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             // WAL lets readers run beside the one writer; the busy
-                            // timeout makes writers queue instead of failing. A
-                            // 32 MiB page cache per connection (SQLite's default
-                            // is 2 MiB) and reads through mmap keep the indexes of
-                            // a large customer table in memory; both only take
-                            // memory as the database grows.
+                            // timeout makes writers queue instead of failing. The
+                            // page cache (see `SQLITE_CACHE_KIB`) and reads through
+                            // mmap keep the indexes of a large customer table in
+                            // memory; both only take memory as the database grows.
                             conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                                 PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; \
-                                 PRAGMA mmap_size = 268435456;",
+                                format!(
+                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                     PRAGMA cache_size = -{SQLITE_CACHE_KIB}; \
+                                     PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 268435456;"
+                                )
+                                .as_str(),
                             )
                             .await?;
                             Ok(())
