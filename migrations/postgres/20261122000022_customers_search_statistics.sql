@@ -1,0 +1,13 @@
+-- Finer statistics for the search text, so a search's plan follows how
+-- many customers match.
+--
+-- PostgreSQL estimates `search_text LIKE '%term%'` by trying the pattern on
+-- the column's histogram. With the default 101 entries, a term that one
+-- customer in a hundred holds (a common surname, a city) is often on none
+-- of them; the estimate then falls to 0.01 % and the planner reads every
+-- match through the trigram index and sorts them all, 130 ms at a million
+-- customers, instead of walking the name index until a page is full (under
+-- 10 ms). Which one a search got changed with every ANALYZE. With 1001
+-- entries such terms are reliably seen. ANALYZE of customers then samples
+-- 300,000 rows instead of 30,000: seconds, in the background, at a million.
+ALTER TABLE customers ALTER COLUMN search_text SET STATISTICS 1000;
