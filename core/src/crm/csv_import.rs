@@ -439,16 +439,15 @@ async fn write_batch(
         set_cache_kib(&mut tx, IMPORT_CACHE_KIB).await?;
     }
     let inserted = insert_rows(&mut tx, backend, who, &rows, now).await;
-    if backend == Backend::Sqlite {
-        // Back to the pool's size, also when the inserts failed: the
-        // connection returns to the pool. The pages the batch changed are
-        // released once the commit has written them.
-        let reset = set_cache_kib(&mut tx, crate::db::SQLITE_CACHE_KIB).await;
-        inserted?;
-        reset?;
-    } else {
-        inserted?;
-    }
+    // Back to the pool's size, also when the inserts failed: the connection
+    // returns to the pool. The pages the batch changed are released once the
+    // commit has written them.
+    let reset = match backend {
+        Backend::Sqlite => set_cache_kib(&mut tx, crate::db::SQLITE_CACHE_KIB).await,
+        Backend::Postgres => Ok(()),
+    };
+    inserted?;
+    reset?;
     tx.commit().await?;
     report.imported += rows.len() as u64;
     Ok(report)
