@@ -5,6 +5,8 @@
 //! written with their derived columns (normalised e-mail, sort key, search
 //! text) and a timeline entry in the same transaction.
 
+use std::collections::HashSet;
+
 use base64::Engine;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -908,52 +910,70 @@ enum Search {
 /// its trigram FTS5 index, PostgreSQL through a trigram GIN index; queries
 /// under three characters (too short for trigrams) scan with `LIKE`.
 ///
+/// SQLite's index holds which customers contain each trigram, not where
+/// (see migrations/sqlite/…000023): it finds the customers that contain
+/// every trigram of the term, and the term itself is checked against
+/// `search_text` of those rows, as PostgreSQL rechecks what its index finds.
+///
 /// On SQLite, the planner has two ways to answer "matches, by name, first
 /// 50": walk the name index and keep the rows that match (fast when many
 /// rows match, a walk over the whole tenant when few do, e.g. one exact
 /// e-mail), or read every match and sort (the reverse). It cannot know
 /// which one a term needs, so the FTS index is asked first for at most
-/// [`FEW_MATCHES`] + 1 matches: when there are no more than that, they are
-/// read by rowid and sorted.
+/// [`FEW_MATCHES`] + 1 candidates: when there are no more than that, they
+/// are read by rowid and sorted.
 async fn search_filter(db: &Db, q: &str, args: &mut Args) -> Result<Search> {
     let like = format!("%{}%", crate::db::like_escape(q));
-    if q.chars().count() < 3 {
-        return Ok(Search::Condition(format!(
+    let exact = |args: &mut Args| {
+        format!(
             " AND search_text LIKE {} ESCAPE '\\'",
-            args.text(like)
-        )));
+            args.text(like.clone())
+        )
+    };
+    if q.chars().count() < 3 || db.backend() == Backend::Postgres {
+        return Ok(Search::Condition(exact(args)));
     }
-    match db.backend() {
-        Backend::Sqlite => {
-            let phrase = format!("\"{}\"", q.replace('"', "\"\""));
-            let matches: Vec<i64> = sqlx::query_scalar(
-                "SELECT rowid FROM customers_fts WHERE customers_fts MATCH $1 LIMIT $2",
-            )
-            .bind(&phrase)
+    let trigrams = trigram_query(q);
+    let candidates: Vec<i64> =
+        sqlx::query_scalar("SELECT rowid FROM customers_fts WHERE customers_fts MATCH $1 LIMIT $2")
+            .bind(&trigrams)
             .bind(FEW_MATCHES + 1)
             .fetch_all(db.pool())
             .await?;
-            if matches.len() as i64 <= FEW_MATCHES {
-                // Integers read from the index, written as literals: SQLite
-                // prepares thousands of `$n` parameters slowly (see
-                // `db::args`), and these cannot carry anything but digits.
-                let list: Vec<String> = matches.into_iter().map(|r| r.to_string()).collect();
-                return Ok(Search::FewRows(if list.is_empty() {
-                    " AND FALSE".to_string()
-                } else {
-                    format!(" AND rowid IN ({})", list.join(", "))
-                }));
-            }
-            Ok(Search::Condition(format!(
-                " AND rowid IN (SELECT rowid FROM customers_fts WHERE customers_fts MATCH {})",
-                args.text(phrase)
-            )))
+    if candidates.len() as i64 <= FEW_MATCHES {
+        if candidates.is_empty() {
+            return Ok(Search::FewRows(" AND FALSE".to_string()));
         }
-        Backend::Postgres => Ok(Search::Condition(format!(
-            " AND search_text LIKE {} ESCAPE '\\'",
-            args.text(like)
-        ))),
+        // Integers read from the index, written as literals: SQLite
+        // prepares thousands of `$n` parameters slowly (see `db::args`),
+        // and these cannot carry anything but digits.
+        let list: Vec<String> = candidates.into_iter().map(|r| r.to_string()).collect();
+        return Ok(Search::FewRows(format!(
+            " AND rowid IN ({}){}",
+            list.join(", "),
+            exact(args)
+        )));
     }
+    Ok(Search::Condition(format!(
+        " AND rowid IN (SELECT rowid FROM customers_fts WHERE customers_fts MATCH {}){}",
+        args.text(trigrams),
+        exact(args)
+    )))
+}
+
+/// An FTS5 query for the rows that contain every trigram (three
+/// characters, spaces included, as the trigram tokenizer cuts them) of
+/// `q`: each one a quoted string, side by side (FTS5's implicit AND).
+fn trigram_query(q: &str) -> String {
+    let chars: Vec<char> = q.chars().collect();
+    let mut seen = HashSet::new();
+    chars
+        .windows(3)
+        .map(|w| w.iter().collect::<String>())
+        .filter(|t| seen.insert(t.clone()))
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -987,6 +1007,13 @@ mod tests {
         d.company = Some("ok".into());
         d.country = Some("Switzerland".into());
         assert!(d.validate().unwrap_err().to_string().starts_with("country"));
+    }
+
+    #[test]
+    fn trigram_query_names_each_trigram_once_quoted() {
+        assert_eq!(trigram_query("abcabc"), r#""abc" "bca" "cab""#);
+        assert_eq!(trigram_query("x\"yz"), r#""x""y" """yz""#);
+        assert_eq!(trigram_query("44 1"), r#""44 " "4 1""#);
     }
 
     #[test]

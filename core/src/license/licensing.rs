@@ -14,11 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use semver::Version;
+use sqlx::AnyConnection;
 
 use crate::cache::TtlCell;
 use crate::clock::SharedClock;
 use crate::config::{Config, Mode};
-use crate::db::{Db, Tx};
+use crate::db::Db;
 use crate::error::{Code, Error, Result};
 
 use super::keys::KeySet;
@@ -224,17 +225,18 @@ impl Quota {
     /// cannot both take the last place. Take it before `tx` reads anything
     /// else: SQLite cannot turn a reading transaction into a writing one
     /// while another writes.
-    pub async fn lock_tx(&self, tx: &mut Tx) -> Result<()> {
+    pub async fn lock_tx(&self, tx: &mut AnyConnection) -> Result<()> {
         if self.max().is_some() {
             sqlx::query("UPDATE license_installation SET id = id WHERE id = 1")
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
         }
         Ok(())
     }
 
-    /// How many more may be created inside `tx` (`None`: no cap).
-    pub async fn remaining_tx(&self, tx: &mut Tx) -> Result<Option<u64>> {
+    /// How many more may be created inside the transaction `tx` (`None`:
+    /// no cap).
+    pub async fn remaining_tx(&self, tx: &mut AnyConnection) -> Result<Option<u64>> {
         let Some(max) = self.max() else {
             return Ok(None);
         };
@@ -244,7 +246,7 @@ impl Quota {
 
     /// `Ok` if one more may be created inside `tx`, else
     /// `license_limit_reached` naming the limit (see [`Self::lock_tx`]).
-    pub async fn check_tx(&self, tx: &mut Tx) -> Result<()> {
+    pub async fn check_tx(&self, tx: &mut AnyConnection) -> Result<()> {
         let Some(limits) = self.limits else {
             return Ok(());
         };
@@ -263,7 +265,7 @@ impl Quota {
     /// What counts against the cap: every customer; every tenant; active
     /// users that work in the CRM — a customer's portal login and a
     /// disabled user hold no place (users are disabled, never deleted).
-    async fn count_tx(&self, tx: &mut Tx) -> Result<u64> {
+    async fn count_tx(&self, tx: &mut AnyConnection) -> Result<u64> {
         let sql = match self.kind {
             LimitKind::Users => {
                 "SELECT COUNT(*) FROM users WHERE status = 'active' AND role <> 'customer'"
@@ -271,7 +273,7 @@ impl Quota {
             LimitKind::Customers => "SELECT COUNT(*) FROM customers",
             LimitKind::Tenants => "SELECT COUNT(*) FROM tenants",
         };
-        let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut **tx).await?;
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut *tx).await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }

@@ -186,6 +186,8 @@ both!(search_matches_name_email_phone_and_city_substrings, |app| {
         json!({"contact_name": "Urs Keller", "email": "urs@keller-web.ch"}),
     )
     .await;
+    app.customer(&app.owner, json!({"company": "Alpstein Steinbock GmbH"}))
+        .await;
     let names = |v: &Value| -> Vec<String> {
         v["items"]
             .as_array()
@@ -203,6 +205,15 @@ both!(search_matches_name_email_phone_and_city_substrings, |app| {
         ("web", vec!["Rheinfall Webdesign GmbH", "Urs Keller"]),
         ("ag", vec!["Säntis Treuhand AG"]),
         ("nothing-like-this", vec![]),
+        ("steinbock", vec!["Alpstein Steinbock GmbH"]),
+        // Every trigram of it is in "alpstein steinbock", the term is not:
+        // what the trigram index finds is checked against the text.
+        ("alpsteinbock", vec![]),
+        // Characters that FTS5 queries or LIKE patterns treat specially.
+        ("keller\"web", vec![]),
+        ("ag\"", vec![]),
+        ("_web", vec![]),
+        ("%web", vec![]),
     ] {
         let (status, page) = app
             .call(
