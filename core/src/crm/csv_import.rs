@@ -242,14 +242,20 @@ where
     // runs beside this process), SQLite one, on a connection of its own
     // (it has a single writer). Under a license cap one at a time, so the
     // rows within it are the first ones of the file.
-    let mut idle: Vec<Writer> = match db.backend() {
+    let idle = match db.backend() {
         Backend::Postgres => {
             let writers = if quota.max().is_none() { 2 } else { 1 };
             (0..writers).map(|_| Writer::Pool(db.clone())).collect()
         }
         Backend::Sqlite => vec![Writer::own(db).await?],
     };
-    let mut writing: JoinSet<Result<(ImportReport, Writer)>> = JoinSet::new();
+    let mut writers = Writers {
+        idle,
+        writing: JoinSet::new(),
+        who: who.clone(),
+        quota: *quota,
+        now,
+    };
     let mut seen: HashMap<String, u64> = HashMap::new();
     let batch_size = match db.backend() {
         Backend::Sqlite => SQLITE_BATCH,
@@ -295,23 +301,15 @@ where
         }
         batch.push(Pending::new(line, &data, email_norm));
         if batch.len() >= batch_size {
-            let writer = idle_writer(&mut idle, &mut writing, &mut report).await?;
-            let batch = std::mem::take(&mut batch);
-            writing.spawn(write_batch(writer, who.clone(), batch, *quota, now));
+            writers
+                .start(std::mem::take(&mut batch), &mut report)
+                .await?;
         }
     }
     if !batch.is_empty() {
-        let writer = idle_writer(&mut idle, &mut writing, &mut report).await?;
-        writing.spawn(write_batch(writer, who.clone(), batch, *quota, now));
+        writers.start(batch, &mut report).await?;
     }
-    while !writing.is_empty() {
-        let (written, writer) = next_written(&mut writing).await?;
-        report.merge(written);
-        idle.push(writer);
-    }
-    for writer in idle {
-        writer.close().await?;
-    }
+    writers.finish(&mut report).await?;
     // Duplicates against the database are found per batch, after the
     // per-row checks of later rows: report in file order.
     report.rejections.sort_by_key(|r| r.line);
@@ -432,48 +430,64 @@ impl Writer {
     }
 }
 
-/// A writer for the next batch: an idle one, or the next to finish its
-/// batch (whose report goes into `report`).
-async fn idle_writer(
-    idle: &mut Vec<Writer>,
-    writing: &mut JoinSet<Result<(ImportReport, Writer)>>,
-    report: &mut ImportReport,
-) -> Result<Writer> {
-    if let Some(writer) = idle.pop() {
-        return Ok(writer);
-    }
-    let (written, writer) = next_written(writing).await?;
-    report.merge(written);
-    Ok(writer)
+/// The import's writer tasks: each writes one batch with a [`Writer`] and
+/// gives it back for the next.
+struct Writers {
+    idle: Vec<Writer>,
+    writing: JoinSet<Result<(ImportReport, Writer)>>,
+    who: Principal,
+    quota: Quota,
+    now: i64,
 }
 
-/// The report of the next batch written and its writer (or the batch's
-/// error, or a writer's panic).
-async fn next_written(
-    writing: &mut JoinSet<Result<(ImportReport, Writer)>>,
-) -> Result<(ImportReport, Writer)> {
-    match writing.join_next().await {
-        Some(Ok(result)) => result,
-        Some(Err(e)) => Err(Error::internal(format!("an import writer failed: {e}"))),
-        None => Err(Error::internal("no import writer is at work")),
+impl Writers {
+    /// Hand `batch` to an idle writer, or else to the next one to finish
+    /// its batch (whose report goes into `report`).
+    async fn start(&mut self, batch: Vec<Pending>, report: &mut ImportReport) -> Result<()> {
+        let mut writer = match self.idle.pop() {
+            Some(writer) => writer,
+            None => self.next_written(report).await?,
+        };
+        let (who, quota, now) = (self.who.clone(), self.quota, self.now);
+        self.writing.spawn(async move {
+            let written = write_batch(&mut writer, &who, &batch, quota, now).await?;
+            Ok((written, writer))
+        });
+        Ok(())
+    }
+
+    /// Wait for the next writer task to finish: its report goes into
+    /// `report`, its writer is free again (or the batch's error, or a
+    /// writer's panic).
+    async fn next_written(&mut self, report: &mut ImportReport) -> Result<Writer> {
+        match self.writing.join_next().await {
+            Some(Ok(result)) => {
+                let (written, writer) = result?;
+                report.merge(written);
+                Ok(writer)
+            }
+            Some(Err(e)) => Err(Error::internal(format!("an import writer failed: {e}"))),
+            None => Err(Error::internal("no import writer is at work")),
+        }
+    }
+
+    /// Wait for every batch under way, then close the writers.
+    async fn finish(mut self, report: &mut ImportReport) -> Result<()> {
+        while !self.writing.is_empty() {
+            let writer = self.next_written(report).await?;
+            self.idle.push(writer);
+        }
+        for writer in self.idle {
+            writer.close().await?;
+        }
+        Ok(())
     }
 }
 
 /// Write one batch in one transaction: drop rows whose e-mail the tenant
 /// already has and rows beyond the license's cap, insert the rest with
-/// their timeline entries and events. Gives the writer back for the next.
+/// their timeline entries and events.
 async fn write_batch(
-    mut writer: Writer,
-    who: Principal,
-    batch: Vec<Pending>,
-    quota: Quota,
-    now: i64,
-) -> Result<(ImportReport, Writer)> {
-    let report = write_batch_with(&mut writer, &who, &batch, quota, now).await?;
-    Ok((report, writer))
-}
-
-async fn write_batch_with(
     writer: &mut Writer,
     who: &Principal,
     batch: &[Pending],
