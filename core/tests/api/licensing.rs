@@ -388,7 +388,12 @@ both!(
             .contains("3 users"));
 
         // Customers: one by the API, then an import that crosses the cap.
-        let first = app.customer(owner, json!({"company": "First AG"})).await;
+        let first = app
+            .customer(
+                owner,
+                json!({"company": "First AG", "email": "first@example.com"}),
+            )
+            .await;
         let portal = app.user(owner, "customer", Some(&first)).await;
         assert_eq!(
             app.call(Method::GET, "/api/v1/auth/me", Some(&portal), None)
@@ -397,14 +402,18 @@ both!(
             StatusCode::OK,
             "a portal user takes no place"
         );
-        let (code, report) =
-            crate::crm::import(&app, owner, "company\nSecond AG\nThird AG\nFourth AG\n").await;
+        // A row whose e-mail is taken is refused for that and takes no place.
+        let csv =
+            "company,email\nFirst Again AG,FIRST@example.com\nSecond AG,\nThird AG,\nFourth AG,\n";
+        let (code, report) = crate::crm::import(&app, owner, csv).await;
         assert_eq!(code, StatusCode::OK, "{report}");
         assert_eq!(report["imported"], 1, "{report}");
-        assert_eq!(report["rejected"], 2, "{report}");
-        assert_eq!(report["rejections"][0]["line"], 3);
+        assert_eq!(report["rejected"], 3, "{report}");
+        assert_eq!(report["rejections"][0]["line"], 2);
+        assert_eq!(report["rejections"][0]["field"], "email");
+        assert_eq!(report["rejections"][1]["line"], 4);
         assert!(
-            report["rejections"][1]["reason"]
+            report["rejections"][2]["reason"]
                 .as_str()
                 .unwrap()
                 .contains("2 customers"),
